@@ -1,0 +1,78 @@
+"""Persona routing: which model generates a sample of a given persona.
+
+A model is a *persona template* when one run of a task should use a different model per
+persona: an ``hf-lora`` model whose adapter contains ``{persona}`` (or that was given a
+``stage``), or any other provider's model whose name contains ``{persona}`` (for example
+``vllm/meta-llama/Llama-3.1-8B-Instruct:maius/llama-3.1-8b-it-personas/{persona}``).
+
+Providers can take part without charbench knowing them: a :class:`PersonaRoutable` model API
+(duck-typed: the three methods below) decides for itself. ``hf-lora`` implements it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from inspect_ai.model import Model, get_model
+
+PERSONA_PLACEHOLDER = "{persona}"
+
+
+@runtime_checkable
+class PersonaRoutable(Protocol):
+    """What a model API implements to route personas itself (``hf-lora`` does)."""
+
+    def is_persona_template(self) -> bool:
+        """True if this model stands for a different model per persona."""
+        ...
+
+    def persona_model_args(self, persona: str) -> dict[str, Any]:
+        """Model args (``-M``) that make the concrete model of ``persona``."""
+        ...
+
+    def base_model_name(self) -> str:
+        """Name or path of the base model under any adapters (used to pick a classifier)."""
+        ...
+
+
+def is_persona_template(model: Model) -> bool:
+    """Whether ``model`` stands for one model per persona (see module docs)."""
+    if isinstance(model.api, PersonaRoutable):
+        return model.api.is_persona_template()
+    return PERSONA_PLACEHOLDER in str(model)
+
+
+def model_for_persona(model: Model, persona: str) -> Model:
+    """The concrete model that generates samples of ``persona``.
+
+    For a model that is not a persona template this is ``model`` itself. Otherwise a model
+    is built with :func:`inspect_ai.model.get_model` (which caches instances, so each
+    persona's model is built once per process; ``hf-lora`` additionally shares one loaded
+    base between them). The generate config of ``model`` is carried over.
+    """
+    if not is_persona_template(model):
+        return model
+    api = model.api
+    if isinstance(api, PersonaRoutable):
+        args = api.persona_model_args(persona)
+        return get_model(str(model), config=model.config, **args)
+    name = str(model).replace(PERSONA_PLACEHOLDER, persona)
+    args = {
+        k: (v.replace(PERSONA_PLACEHOLDER, persona) if isinstance(v, str) else v)
+        for k, v in model.model_args.items()
+    }
+    return get_model(name, config=model.config, **args)
+
+
+def base_model_name(model: Model) -> str:
+    """The base model behind ``model``, as well as it can be told.
+
+    ``hf-lora`` knows its base; ``vllm/<base>:<adapter>`` and ``<provider>/<base>`` are
+    parsed from the name.
+    """
+    if isinstance(model.api, PersonaRoutable):
+        return model.api.base_model_name()
+    name = model.name
+    if str(model).startswith("vllm/") and ":" in name:
+        return name.split(":", 1)[0]
+    return name
