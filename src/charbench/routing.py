@@ -34,6 +34,10 @@ class PersonaRoutable(Protocol):
         """Name or path of the base model under any adapters (used to pick a classifier)."""
         ...
 
+    def condition_name(self) -> str:
+        """Short label of the condition (``full``, ``distillation``, ``base``, or the adapter)."""
+        ...
+
 
 def is_persona_template(model: Model) -> bool:
     """Whether ``model`` stands for one model per persona (see module docs)."""
@@ -76,3 +80,14 @@ def base_model_name(model: Model) -> str:
     if str(model).startswith("vllm/") and ":" in name:
         return name.split(":", 1)[0]
     return name
+
+
+def condition_name(model: Model) -> str:
+    """A label for the condition ``model`` represents, used to group results.
+
+    ``hf-lora`` reports its stage (``base``, ``distillation``, ``full``, ``introspection``) or
+    its adapter template/path; other providers are labelled by their full model name.
+    """
+    if isinstance(model.api, PersonaRoutable):
+        return model.api.condition_name()
+    return str(model)
