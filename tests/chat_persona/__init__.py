@@ -1,0 +1,1 @@
+"""Tests of the chat_persona task (a package so helper imports and file names stay unique)."""
