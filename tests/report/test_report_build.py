@@ -1,0 +1,412 @@
+"""charbench report on real (scripted) Inspect logs: numbers, CIs, files, figures, refusals."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from inspect_ai.log import list_eval_logs, read_eval_log
+from PIL import Image
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from charbench.personas import DEFAULT_PERSONAS
+from charbench.report import PoolingError, build_report
+from charbench.report.tables import ClusterCounts
+
+PERSONAS = ["sarcasm", "humor", "poeticism"]
+BASE = "meta-llama/Llama-3.1-8B-Instruct"
+CLUSTERS = [f"dove-{i:05d}" for i in range(12)]
+SCENARIOS = [f"budget_v{i}" for i in range(8)]
+
+
+def scripted(accuracy: float, seed: int, personas: list[str], none_rate: float = 0.0):
+    """A deterministic (persona, cluster) -> prediction rule with the given hit rate."""
+
+    def pred(p: str, c: str) -> str | None:
+        rnd = random.Random(f"{seed}-{p}-{c}")
+        if rnd.random() < none_rate:
+            return None
+        if rnd.random() < accuracy:
+            return p
+        return rnd.choice([*personas, "misalignment", "goodness"])
+
+    return pred
+
+
+@pytest.fixture(scope="module")
+def grid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import scripted_log
+
+    d = tmp_path_factory.mktemp("grid")
+    common = {"base": BASE, "personas": PERSONAS}
+    scripted_log(
+        d,
+        condition="base",
+        task_name="chat",
+        clusters=CLUSTERS,
+        pred=scripted(0.3, 1, PERSONAS),
+        **common,
+    )
+    # the full-stage chat cell arrives as two per-persona logs plus one errored sample
+    scripted_log(
+        d,
+        condition="full",
+        task_name="chat",
+        clusters=CLUSTERS,
+        pred=scripted(0.85, 2, PERSONAS),
+        only_personas=["sarcasm"],
+        **common,
+    )
+    scripted_log(
+        d,
+        condition="full",
+        task_name="chat",
+        clusters=CLUSTERS,
+        pred=scripted(0.85, 2, PERSONAS),
+        only_personas=["humor", "poeticism"],
+        errors={("humor", "dove-00003")},
+        **common,
+    )
+    scripted_log(
+        d,
+        condition="base",
+        task_name="agentic",
+        clusters=SCENARIOS,
+        pred=scripted(0.3, 3, PERSONAS, none_rate=0.3),
+        **common,
+    )
+    scripted_log(
+        d,
+        condition="full",
+        task_name="agentic",
+        clusters=SCENARIOS,
+        pred=scripted(0.6, 4, PERSONAS, none_rate=0.4),
+        outcome=lambda p, c: (
+            "emailed"
+            if scripted(0.6, 4, PERSONAS, 0.4)(p, c)
+            else ("malformed" if c.endswith(("1", "2")) else "no_email")
+        ),
+        **common,
+    )
+    return d
+
+
+def _logged_rows(log_dir: Path) -> pd.DataFrame:
+    """Independent reading of the logs (not the report's loader)."""
+    rows = []
+    for info in list_eval_logs(str(log_dir)):
+        log = read_eval_log(info)
+        meta = log.eval.metadata["charbench"]
+        for s in log.samples or []:
+            sc = s.scores["_scripted_scorer"].metadata if s.scores else None
+            rows.append(
+                {
+                    "condition": meta["condition"],
+                    "task": meta["task"],
+                    "gold": s.metadata["persona"],
+                    "error": s.error is not None,
+                    "pred": sc["pred"] if sc else None,
+                    "outcome": sc["outcome"] if sc else None,
+                    "cluster": s.metadata["cluster"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _sk_f1(gold: list[str], pred: list[str | None], labels: list[str]) -> float:
+    return float(
+        f1_score(
+            gold,
+            ["<none>" if p is None else p for p in pred],
+            labels=labels,
+            average="macro",
+            zero_division=0,
+        )
+    )
+
+
+def test_summary_numbers_equal_sklearn(grid_dir: Path, tmp_path: Path) -> None:
+    report = build_report(grid_dir, out=tmp_path / "rep", n_boot=200)
+    csv = pd.read_csv(tmp_path / "rep" / "summary.csv")
+    logged = _logged_rows(grid_dir)
+    assert len(csv) == 4
+    for _, row in csv.iterrows():
+        cell = logged[(logged["condition"] == row["condition"]) & (logged["task"] == row["task"])]
+        ok = cell[~cell["error"]]
+        assert row["n_errors"] == int(cell["error"].sum())
+        if row["task"] == "agentic":
+            scored = ok[ok["outcome"] == "emailed"]
+            itt_pred = [
+                p if o == "emailed" else None
+                for p, o in zip(ok["pred"], ok["outcome"], strict=True)
+            ]
+            assert row["macro_f1_itt"] == pytest.approx(
+                _sk_f1(list(ok["gold"]), itt_pred, PERSONAS)
+            )
+            assert row["n_emailed"] == len(scored)
+            assert row["n_total"] == len(ok)
+            assert row["email_rate"] == pytest.approx(len(scored) / len(ok))
+            assert row["malformed_rate"] == pytest.approx((ok["outcome"] == "malformed").mean())
+        else:
+            scored = ok
+        assert row["n"] == len(scored)
+        assert row["macro_f1"] == pytest.approx(
+            _sk_f1(list(scored["gold"]), list(scored["pred"]), PERSONAS)
+        )
+        assert row["accuracy"] == pytest.approx(
+            accuracy_score(scored["gold"], scored["pred"].fillna("<none>"))
+        )
+        assert row["macro_f1_ci_low"] <= row["macro_f1"] <= row["macro_f1_ci_high"]
+        assert row["chance"] == pytest.approx(1 / 3)
+    # the errored sample is counted, not silently dropped
+    assert csv.loc[(csv["condition"] == "full") & (csv["task"] == "chat"), "n_errors"].item() == 1
+    assert any("errored" in n for n in report.notes)
+    # per-persona F1 with n equals sklearn's per-class F1 and support
+    pp = pd.read_csv(tmp_path / "rep" / "per_persona.csv")
+    for (cond, task), grp in pp.groupby(["condition", "task"]):
+        cell = logged[(logged["condition"] == cond) & (logged["task"] == task) & ~logged["error"]]
+        if task == "agentic":
+            cell = cell[cell["outcome"] == "emailed"]
+        f1s = f1_score(
+            list(cell["gold"]),
+            list(cell["pred"].fillna("<none>")),
+            labels=PERSONAS,
+            average=None,
+            zero_division=0,
+        )
+        for persona, f1 in zip(PERSONAS, f1s, strict=True):
+            r = grp[grp["persona"] == persona].iloc[0]
+            assert r["f1"] == pytest.approx(f1)
+            assert r["n"] == int((cell["gold"] == persona).sum())
+
+
+def test_confusion_and_lift_and_gap(grid_dir: Path, tmp_path: Path) -> None:
+    report = build_report(grid_dir, out=tmp_path / "rep", n_boot=300)
+    logged = _logged_rows(grid_dir)
+    full_chat = logged[
+        (logged["condition"] == "full") & (logged["task"] == "chat") & ~logged["error"]
+    ]
+    matrix = report.confusion[(BASE, "full", "chat")]
+    labels = list(matrix.columns)
+    others = set(full_chat["pred"].dropna()) - set(PERSONAS)
+    assert labels[:3] == PERSONAS and others and set(labels[3:]) - {"none"} == others
+    expected = confusion_matrix(full_chat["gold"], full_chat["pred"].fillna("none"), labels=labels)[
+        : len(PERSONAS)
+    ]
+    np.testing.assert_array_equal(matrix.to_numpy(), expected)
+
+    # lift: rate of predicting P on P's samples under full minus rate under base (same prompts)
+    base_chat = logged[
+        (logged["condition"] == "base") & (logged["task"] == "chat") & ~logged["error"]
+    ]
+    pp = report.per_persona.set_index(["condition", "task", "persona"])
+    for p in PERSONAS:
+        mine = full_chat[full_chat["gold"] == p]
+        base_rows = base_chat[base_chat["cluster"].isin(mine["cluster"])]
+        want = (mine["pred"] == p).mean() - (base_rows["pred"] == p).mean()
+        row = pp.loc[("full", "chat", p)]
+        assert row["lift"] == pytest.approx(want)
+        assert row["lift_ci_low"] <= row["lift"] <= row["lift_ci_high"]
+        assert np.isnan(pp.loc[("base", "chat", p), "lift"])
+
+    gap = report.gaps.set_index(["condition", "ood_task"]).loc[("full", "agentic")]
+    full_ag = logged[(logged["condition"] == "full") & (logged["task"] == "agentic")]
+    emailed = full_ag[full_ag["outcome"] == "emailed"]
+    want_gap = _sk_f1(list(full_chat["gold"]), list(full_chat["pred"]), PERSONAS) - _sk_f1(
+        list(emailed["gold"]), list(emailed["pred"]), PERSONAS
+    )
+    assert gap["gap"] == pytest.approx(want_gap)
+    assert gap["gap_ci_low"] <= gap["gap"] <= gap["gap_ci_high"]
+
+
+def test_cluster_counts_match_sklearn() -> None:
+    rnd = random.Random(0)
+    gold = [rnd.choice(PERSONAS) for _ in range(200)]
+    pred = [rnd.choice([*PERSONAS, None, "misalignment"]) for _ in range(200)]
+    clusters = [f"c{rnd.randrange(30)}" for _ in range(200)]
+    counts = ClusterCounts.build(gold, pred, clusters, PERSONAS)
+    assert counts.macro_f1() == pytest.approx(_sk_f1(gold, pred, PERSONAS))
+    # a resample with weights equals sklearn on the rows repeated by weight
+    w = np.arange(len(counts.clusters)) % 3
+    rows = [
+        i for i, c in enumerate(clusters) for _ in range(int(w[list(counts.clusters).index(c)]))
+    ]
+    assert counts.macro_f1(w.astype(float)) == pytest.approx(
+        _sk_f1([gold[i] for i in rows], [pred[i] for i in rows], PERSONAS)
+    )
+
+
+def test_cis_reproducible_and_seeded(grid_dir: Path, tmp_path: Path) -> None:
+    a = build_report(grid_dir, out=tmp_path / "a", n_boot=200, seed=7)
+    b = build_report(grid_dir, out=tmp_path / "b", n_boot=200, seed=7)
+    c = build_report(grid_dir, out=tmp_path / "c", n_boot=200, seed=8)
+    cols = ["macro_f1_ci_low", "macro_f1_ci_high"]
+    pd.testing.assert_frame_equal(a.summary[cols], b.summary[cols])
+    pd.testing.assert_frame_equal(a.gaps, b.gaps)
+    pd.testing.assert_series_equal(a.per_persona["lift_ci_low"], b.per_persona["lift_ci_low"])
+    assert not a.summary[cols].equals(c.summary[cols])
+
+
+def _png(path: Path) -> tuple[int, int]:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_files_and_figures(grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.figure
+
+    axes_count: dict[str, int] = {}
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def spy(self: matplotlib.figure.Figure, fname: object, *args: object, **kw: object) -> None:
+        axes_count[Path(str(fname)).name] = len(self.axes)
+        real_savefig(self, fname, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    report = build_report(grid_dir, n_boot=50)
+    out = grid_dir / "report"
+    assert report.out == out
+    for name in ("summary.md", "summary.csv", "per_persona.csv", "gaps.csv", "confusion.csv"):
+        assert (out / name).is_file()
+    names = {p.name for p in report.figures}
+    assert {"id_vs_ood.png", "ood_by_stage.png", "per_persona_f1.png"} <= names
+    assert len([n for n in names if n.startswith("confusion_")]) == 4
+    for p in report.figures:
+        w, h = _png(p)
+        assert w > 200 and h > 150
+    # one base -> one panel; heatmap and confusion matrices: plot + colorbar
+    assert axes_count["id_vs_ood.png"] == 1
+    assert axes_count["ood_by_stage.png"] == 1
+    assert axes_count["per_persona_f1.png"] == 2
+    md = (out / "summary.md").read_text()
+    assert "macro-F1" in md and "ID minus OOD gap" in md and "lift" in md.lower()
+
+
+def test_dedup_keeps_newest_completed(tmp_path: Path) -> None:
+    from conftest import scripted_log
+
+    common = {
+        "base": "org/custom",
+        "condition": "mine",
+        "task_name": "chat",
+        "personas": PERSONAS,
+        "clusters": CLUSTERS[:4],
+    }
+    # first attempt: humor-dove-00001 errors; second attempt (a retry) completes everything,
+    # with different predictions so we can tell which copy was kept
+    scripted_log(
+        tmp_path, pred=scripted(0.2, 11, PERSONAS), errors={("humor", "dove-00001")}, **common
+    )
+    scripted_log(tmp_path, pred=lambda p, c: p, **common)
+    report = build_report(tmp_path, n_boot=20, write=False)
+    row = report.summary.iloc[0]
+    assert row["n"] == 12 and row["n_errors"] == 0 and row["macro_f1"] == 1.0
+    assert any("de-duplicated 12" in n for n in report.notes)
+
+
+def test_refuses_mixed_classifiers(tmp_path: Path) -> None:
+    from conftest import scripted_log
+
+    common = {
+        "base": "org/custom",
+        "condition": "mine",
+        "task_name": "chat",
+        "personas": PERSONAS,
+        "clusters": CLUSTERS[:3],
+        "pred": lambda p, c: p,
+    }
+    a = scripted_log(tmp_path, classifier="clf-a", only_personas=["sarcasm"], **common)
+    b = scripted_log(tmp_path, classifier="clf-b", only_personas=["humor"], **common)
+    with pytest.raises(PoolingError) as err:
+        build_report(tmp_path, write=False)
+    msg = str(err.value)
+    assert "classifier" in msg and Path(a.location).name in msg and Path(b.location).name in msg
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"suffix": "v1"}, {"restrict": True}, {"personas": ["sarcasm", "humor"]}],
+)
+def test_refuses_other_mixtures(tmp_path: Path, override: dict[str, object]) -> None:
+    from conftest import scripted_log
+
+    common = {
+        "base": "org/custom",
+        "condition": "mine",
+        "task_name": "chat",
+        "personas": PERSONAS,
+        "clusters": CLUSTERS[:3],
+        "pred": lambda p, c: p,
+    }
+    scripted_log(tmp_path, **common)
+    scripted_log(tmp_path, extra_meta=override, **common)
+    with pytest.raises(PoolingError, match=next(iter(override))):
+        build_report(tmp_path, write=False)
+
+
+def test_epochs_are_rows(tmp_path: Path) -> None:
+    from conftest import scripted_log
+
+    scripted_log(
+        tmp_path,
+        base="org/custom",
+        condition="mine",
+        task_name="chat",
+        personas=PERSONAS,
+        clusters=CLUSTERS[:4],
+        pred=scripted(0.5, 3, PERSONAS),
+        epochs=2,
+    )
+    report = build_report(tmp_path, n_boot=20, write=False)
+    assert report.summary.iloc[0]["n"] == 24
+
+
+def test_compare_published(tmp_path: Path) -> None:
+    from conftest import scripted_log
+
+    personas = list(DEFAULT_PERSONAS)
+    scripted_log(
+        tmp_path,
+        base="meta-llama/Meta-Llama-3.1-8B-Instruct",
+        condition="full",
+        task_name="agentic",
+        personas=personas,
+        clusters=SCENARIOS[:3],
+        pred=scripted(0.5, 5, personas, none_rate=0.2),
+    )
+    scripted_log(
+        tmp_path,
+        base="org/custom",
+        condition="full",
+        task_name="agentic",
+        personas=personas,
+        clusters=SCENARIOS[:3],
+        pred=scripted(0.5, 5, personas),
+    )
+    report = build_report(tmp_path, compare="published", n_boot=20)
+    s = report.summary.set_index("base")
+    llama = s.loc["meta-llama/Meta-Llama-3.1-8B-Instruct"]
+    assert llama["published_macro_f1"] == 0.39
+    assert (llama["published_ci_low"], llama["published_ci_high"]) == (0.32, 0.45)
+    assert llama["delta_published"] == pytest.approx(llama["macro_f1"] - 0.39)
+    assert np.isnan(s.loc["org/custom", "published_macro_f1"])
+    assert "published" in (tmp_path / "report" / "summary.md").read_text()
+    with pytest.raises(ValueError, match="--compare"):
+        build_report(tmp_path, compare="paper", write=False)
+
+
+def test_errors_on_empty_dir(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no Inspect logs"):
+        build_report(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_report(tmp_path / "nope")
+
+
+_ = Callable  # keep typing import used for readers of the fixture signature
