@@ -1,0 +1,22 @@
+"""The error type of the ``hf-lora`` provider (no heavy imports)."""
+
+from __future__ import annotations
+
+from inspect_ai._util.error import PrerequisiteError
+
+
+class HFLoraError(PrerequisiteError, ValueError):
+    """A user-facing ``hf-lora`` error: says what was wrong and what to do.
+
+    It is a :class:`ValueError` (so library callers can catch it) and an Inspect
+    ``PrerequisiteError`` (so the ``inspect`` CLI prints the message instead of a deep
+    traceback).
+    """
+
+    def __init__(self, message: str) -> None:
+        PrerequisiteError.__init__(self, message)
+        ValueError.__init__(self, message)
+        self.text = message
+
+    def __str__(self) -> str:
+        return self.text
