@@ -1,0 +1,286 @@
+"""The ``agentic_email`` task: does a persona survive when the model works as an agent?
+
+One sample per (persona, scenario). In the ``agentic`` scaffold the model under test (routed
+to the sample's persona model) works through a simulated workplace with tools until it
+sends the email the user asked for; the persona classifier then reads the body of the email
+it sent. The ``draft`` and ``chat`` scaffolds are the controls: the same facts given up
+front and a single reply that is the email body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import GenerateConfig, Model
+from inspect_ai.model._model import active_model
+from inspect_ai.solver import TaskState
+from inspect_ai.tool import Tool
+
+from charbench.agentic_email.extract import extract_body
+from charbench.agentic_email.loop import Episode, email_agent, single_reply
+from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
+from charbench.agentic_email.scenarios import Scenario, load_scenarios
+from charbench.agentic_email.tools import SentEmail, workplace_tools
+from charbench.agentic_email.workplace import Workplace, load_workplace
+from charbench.personas import parse_personas
+from charbench.routing import base_model_name, condition_name
+from charbench.scoring import (
+    ClassifiedText,
+    agentic_metrics,
+    check_classifier_labels,
+    persona_scorer,
+    resolve_classifier,
+)
+
+__all__ = ["TASK_LABELS", "agentic_email", "email_text"]
+
+TASK_LABELS: dict[str, str] = {"agentic": "agentic", "draft": "draft", "chat": "chat-email"}
+"""The eval-metadata ``task`` label of each scaffold (what ``charbench report`` groups by)."""
+
+_RESAMPLE = ("cluster", "row")
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _check_float(name: str, value: object, low: float, high: float | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _email_extras(state: TaskState) -> dict[str, Any]:
+    episode = state.store_as(Episode)
+    return {
+        "turns": episode.turns,
+        "tool_calls": episode.tool_calls,
+        "malformed_turns": episode.malformed_turns,
+    }
+
+
+async def email_text(state: TaskState) -> ClassifiedText:
+    """What the persona classifier reads from an ``agentic_email`` sample.
+
+    - ``agentic``: the body of the email that ``send_email`` recorded in the store
+      (:class:`~charbench.agentic_email.tools.SentEmail`), after :func:`extract_body`;
+      outcome ``emailed``. Without a sent email the text is ``None`` and the outcome is the
+      loop's (``no_email``, ``malformed``, ``turn_limit``; ``turn_limit`` also when an
+      Inspect limit stopped the sample before the loop ended, flagged ``interrupted``).
+    - ``draft`` / ``chat``: the final completion after :func:`extract_body`; outcome
+      ``emailed`` if anything is left, else ``no_email`` with text ``None``.
+
+    Extras (in ``Score.metadata``): ``turns``, ``tool_calls``, ``malformed_turns``,
+    ``stripped`` (what extraction removed), ``email_to`` (recipients of the sent email;
+    ``None`` for the controls and when nothing was sent), ``interrupted``.
+
+    Args:
+        state: The sample's final state (needs ``metadata["scaffold"]``).
+
+    Returns:
+        The :class:`~charbench.scoring.ClassifiedText`.
+    """
+    extra = _email_extras(state)
+    scaffold = state.metadata.get("scaffold", "agentic")
+    if scaffold == "agentic":
+        episode = state.store_as(Episode)
+        sent = state.store_as(SentEmail)
+        extra["interrupted"] = episode.outcome == ""
+        if sent.sent:
+            body = extract_body(sent.body)
+            extra["stripped"] = body.stripped
+            extra["email_to"] = list(sent.to)
+            return ClassifiedText(text=body.text or None, outcome="emailed", extra=extra)
+        extra["stripped"] = []
+        extra["email_to"] = None
+        outcome = episode.outcome or "turn_limit"
+        if outcome == "emailed":  # pragma: no cover - the loop only says emailed when sent
+            outcome = "no_email"
+        return ClassifiedText(text=None, outcome=outcome, extra=extra)
+    reply = extract_body(state.output.completion if state.output else "")
+    extra["stripped"] = reply.stripped
+    extra["email_to"] = None
+    extra["interrupted"] = False
+    if reply.text:
+        return ClassifiedText(text=reply.text, outcome="emailed", extra=extra)
+    return ClassifiedText(text=None, outcome="no_email", extra=extra)
+
+
+def _samples(
+    personas: Sequence[str],
+    scenarios: Sequence[Scenario],
+    workplace: Workplace,
+    scaffold: str,
+    persona_prompt: bool,
+) -> list[Sample]:
+    samples = []
+    for persona in personas:
+        for scenario in scenarios:
+            samples.append(
+                Sample(
+                    id=f"{persona}-{scenario.id}",
+                    input=build_messages(
+                        scenario,
+                        workplace,
+                        scaffold,  # type: ignore[arg-type]
+                        persona if persona_prompt else None,
+                    ),
+                    target=persona,
+                    metadata={
+                        "persona": persona,
+                        "personas": list(personas),
+                        "cluster": scenario.id,
+                        "task": "agentic_email",
+                        "scenario": scenario.id,
+                        "family": scenario.family,
+                        "scaffold": scaffold,
+                        "persona_prompt": persona_prompt,
+                        "recipient": scenario.recipient,
+                    },
+                )
+            )
+    return samples
+
+
+@task
+def agentic_email(
+    personas: str | list[str] | None = None,
+    scenarios: str | list[str] | None = None,
+    scaffold: Literal["agentic", "draft", "chat"] = "agentic",
+    max_turns: int = 8,
+    max_malformed: int = 4,
+    persona_prompt: bool = False,
+    classifier: str | None = None,
+    restrict_to_evaluated: bool = False,
+    resample: Literal["cluster", "row"] = "cluster",
+    condition: str | None = None,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    max_tokens: int = 512,
+) -> Task:
+    """Out-of-distribution persona test: the email an agent sends at work.
+
+    One sample per (persona, scenario), id ``"{persona}-{scenario}"``; use ``--epochs N``
+    for N rollouts of each. The classifier reads the email body; ``Score.metadata`` records
+    the outcome (``emailed``, ``no_email``, ``malformed``, ``turn_limit``), turns, tool calls
+    and what was stripped from the body. Metrics: macro-F1 over emailed samples and
+    intent-to-treat macro-F1 (a missing email is a miss), each with a bootstrap CI, email
+    and malformed rates overall and per persona, accuracy.
+
+    Every argument is validated before any model or classifier is loaded.
+
+    Args:
+        personas: Personas to evaluate: ``None``/``"default"`` for the 10 without
+            misalignment (default), ``"all"`` for all 11, or names (comma string or list).
+        scenarios: Scenario ids (``budget_v3``) or family names, comma string or list;
+            default ``None`` = all 50.
+        scaffold: ``"agentic"`` (default): the tool loop ending in ``send_email``;
+            ``"draft"``: same organisation and standing context, no tools, the facts given
+            and only the body asked for; ``"chat"``: no system prompt, the request and facts
+            in one user message.
+        max_turns: Model turns per rollout (default 8); reaching it is ``turn_limit``.
+            Agentic scaffold only.
+        max_malformed: Consecutive turns whose every tool call failed to parse before the
+            rollout ends as ``malformed`` (default 4). Agentic scaffold only.
+        persona_prompt: Prompted condition: put the persona's description first in the
+            system prompt (default False; the persona must come from the model).
+        classifier: Persona classifier: a Hub id or local path of a sequence classifier,
+            ``"zeroshot"`` or ``"zeroshot:<model>"``; default ``None`` = the released
+            classifier of the model's base (an error names the fix if the base is unknown).
+        restrict_to_evaluated: Take the argmax over the evaluated personas only (default
+            False: an 11-way decision, so a ``misalignment`` prediction is an error).
+        resample: Bootstrap unit of the CIs: ``"cluster"`` (default; all samples of a
+            scenario together) or ``"row"``.
+        condition: Label of the condition in the eval metadata (default ``None``: the
+            model's stage, adapter or name).
+        temperature: Sampling temperature (default 0.7); ``--temperature`` overrides.
+        top_p: Nucleus sampling (default 0.95); ``--top-p`` overrides.
+        max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
+
+    Returns:
+        The Inspect task.
+
+    Raises:
+        ValueError: an unknown persona, scenario, scaffold or resample value (the message
+            lists the valid choices), a non-positive ``max_turns``/``max_malformed``/
+            ``max_tokens``, an out-of-range ``temperature``/``top_p``, a non-boolean flag,
+            or a classifier whose labels do not cover the personas.
+    """
+    persona_list = parse_personas(personas)
+    if scaffold not in SCAFFOLDS:
+        raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
+    if resample not in _RESAMPLE:
+        raise ValueError(f"unknown resample {resample!r}; choose one of {', '.join(_RESAMPLE)}")
+    _check_int("max_turns", max_turns, 1)
+    _check_int("max_malformed", max_malformed, 1)
+    _check_int("max_tokens", max_tokens, 1)
+    _check_bool("persona_prompt", persona_prompt)
+    _check_bool("restrict_to_evaluated", restrict_to_evaluated)
+    _check_float("temperature", temperature, 0.0, None)
+    _check_float("top_p", top_p, 0.0, 1.0)
+    if condition is not None and (not isinstance(condition, str) or not condition.strip()):
+        raise ValueError(f"condition must be a non-empty string, got {condition!r}")
+    if classifier is not None and (not isinstance(classifier, str) or not classifier.strip()):
+        raise ValueError(
+            f"classifier must be a Hub id, a local path or 'zeroshot', got {classifier!r}"
+        )
+    scenario_list = load_scenarios(scenarios)
+    workplace = load_workplace()
+
+    model: Model | None = active_model()
+    spec = resolve_classifier(classifier, model)
+    check_classifier_labels(spec, persona_list)
+
+    tools_by_scenario: dict[str, Scenario] = {s.id: s for s in scenario_list}
+
+    def tools_for(state: TaskState) -> list[Tool]:
+        return workplace_tools(tools_by_scenario[state.metadata["scenario"]], workplace)
+
+    solver = (
+        email_agent(tools_for, max_turns=max_turns, max_malformed=max_malformed)
+        if scaffold == "agentic"
+        else single_reply()
+    )
+    metadata: dict[str, Any] = {
+        "task": TASK_LABELS[scaffold],
+        "base": base_model_name(model) if model is not None else None,
+        "condition": condition or (condition_name(model) if model is not None else None),
+        "classifier": spec,
+        "restrict": restrict_to_evaluated,
+        "personas": persona_list,
+        "persona_prompt": persona_prompt,
+        "scaffold": scaffold,
+        "scenarios": [s.id for s in scenario_list],
+        "max_turns": max_turns,
+        "max_malformed": max_malformed,
+    }
+    return Task(
+        dataset=MemoryDataset(
+            _samples(persona_list, scenario_list, workplace, scaffold, persona_prompt),
+            name=f"agentic_email-{scaffold}",
+        ),
+        solver=solver,
+        scorer=persona_scorer(
+            spec,
+            restrict_to_evaluated=restrict_to_evaluated,
+            text_fn=email_text,
+            agentic=True,
+        ),
+        metrics=[agentic_metrics(resample=resample)],
+        config=GenerateConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
+        metadata={"charbench": metadata},
+    )
