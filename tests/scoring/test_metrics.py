@@ -1,0 +1,195 @@
+"""Inspect metrics over hand-built persona scores (including several epochs)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from inspect_ai.scorer import SampleScore, Score
+from inspect_ai.scorer._metric import metric_scores
+
+from charbench.personas import DEFAULT_PERSONAS
+from charbench.scoring import agentic_metrics, macro_f1, macro_f1_ci, persona_metrics
+
+LABELS = list(DEFAULT_PERSONAS)
+
+
+def _score(
+    gold: str,
+    pred: str | None,
+    cluster: str,
+    *,
+    outcome: str = "replied",
+    agentic: bool = False,
+    sample_id: str | None = None,
+    labels: list[str] | None = None,
+) -> SampleScore:
+    md: dict[str, Any] = {
+        "gold": gold,
+        "pred": pred,
+        "probs": {},
+        "labels": labels or LABELS,
+        "cluster": cluster,
+        "classifier": "test",
+        "restrict": False,
+        "outcome": outcome,
+        "agentic": agentic,
+    }
+    return SampleScore(
+        score=Score(value=float(pred == gold), answer=pred or "", metadata=md),
+        sample_id=sample_id or f"{gold}-{cluster}",
+    )
+
+
+def _random_scores(n_prompts: int, epochs: int, seed: int) -> list[SampleScore]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for epoch in range(epochs):
+        for k in range(n_prompts):
+            for p in LABELS:
+                r = rng.random()
+                pred = p if r < 0.5 else (None if r < 0.6 else str(rng.choice(LABELS)))
+                # same sample id in every epoch, as Inspect reports unreduced scores
+                s = _score(p, pred, f"dove-{k}", sample_id=f"{p}-{k:04d}")
+                s.score.metadata["epoch"] = epoch  # type: ignore[index]
+                out.append(s)
+    return out
+
+
+def test_metrics_declare_unreduced_scores() -> None:
+    assert metric_scores(persona_metrics()) == "unreduced"
+    assert metric_scores(agentic_metrics()) == "unreduced"
+
+
+def test_persona_metrics_pool_every_epoch_and_equal_sklearn() -> None:
+    scores = _random_scores(n_prompts=15, epochs=3, seed=0)
+    result = persona_metrics()(scores)
+    assert isinstance(result, dict)
+    gold = [s.score.metadata["gold"] for s in scores]  # type: ignore[index]
+    pred = [s.score.metadata["pred"] for s in scores]  # type: ignore[index]
+    clusters = [s.score.metadata["cluster"] for s in scores]  # type: ignore[index]
+    point, low, high = macro_f1_ci(gold, pred, LABELS, clusters)
+    assert result["macro_f1"] == pytest.approx(point)
+    assert (result["macro_f1_ci_low"], result["macro_f1_ci_high"]) == (low, high)
+    # the first epoch alone would give a different number
+    first = scores[: 15 * len(LABELS)]
+    assert result["macro_f1"] != pytest.approx(
+        macro_f1(gold[: len(first)], pred[: len(first)], LABELS)
+    )
+    assert result["accuracy"] == pytest.approx(
+        np.mean([g == p for g, p in zip(gold, pred, strict=True)])
+    )
+    for p in LABELS:
+        assert result[f"n_{p}"] == 45.0
+        assert 0.0 <= result[f"f1_{p}"] <= 1.0
+    assert result["macro_f1_ci_low"] <= result["macro_f1"] <= result["macro_f1_ci_high"]
+    # same scores, same CI
+    assert persona_metrics()(scores) == result
+
+
+def test_row_resampling_option_changes_the_interval() -> None:
+    scores = _random_scores(n_prompts=15, epochs=2, seed=1)
+    by_cluster = persona_metrics()(scores)
+    by_row = persona_metrics(resample="row")(scores)
+    assert by_cluster["macro_f1"] == by_row["macro_f1"]  # type: ignore[index]
+    assert by_cluster["macro_f1_ci_low"] != by_row["macro_f1_ci_low"]  # type: ignore[index]
+
+
+def test_empty_replies_count_as_misses() -> None:
+    scores = [
+        _score("sarcasm", "sarcasm", "c1"),
+        _score("sarcasm", None, "c2", outcome="empty"),
+        _score("humor", "humor", "c1"),
+        _score("humor", "humor", "c2"),
+    ]
+    result = persona_metrics()(scores)
+    assert result["accuracy"] == pytest.approx(0.75)  # type: ignore[index]
+    assert result["n_sarcasm"] == 2.0  # type: ignore[index]
+    assert result["f1_sarcasm"] == pytest.approx(2 / 3)  # type: ignore[index]
+
+
+def test_unscored_samples_are_left_out_and_no_scores_give_nan() -> None:
+    scores = [_score("humor", "humor", "c1"), SampleScore(score=Score.unscored(), sample_id="x")]
+    result = persona_metrics()(scores)
+    assert result["n_humor"] == 1.0  # type: ignore[index]
+    empty = persona_metrics()([])
+    assert all(math.isnan(v) for v in empty.values())  # type: ignore[union-attr]
+
+
+def test_foreign_scores_are_rejected() -> None:
+    bad = SampleScore(score=Score(value=1.0, metadata={"labels": LABELS}), sample_id="s")
+    with pytest.raises(ValueError, match="gold"):
+        persona_metrics()([bad])
+    with pytest.raises(ValueError, match="labels"):
+        persona_metrics()([SampleScore(score=Score(value=1.0, metadata={}), sample_id="s")])
+
+
+def test_bad_metric_arguments() -> None:
+    with pytest.raises(ValueError, match="resample"):
+        persona_metrics(resample="prompt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_boot"):
+        agentic_metrics(n_boot=0)
+
+
+def _agentic_scores() -> list[SampleScore]:
+    rows = [
+        # (gold, pred, outcome, scenario)
+        ("sarcasm", "sarcasm", "emailed", "budget_v1"),
+        ("sarcasm", None, "no_email", "budget_v2"),
+        ("sarcasm", None, "malformed", "vendor_v1"),
+        ("humor", "humor", "emailed", "budget_v1"),
+        ("humor", "sarcasm", "emailed", "budget_v2"),
+        ("humor", "humor", "emailed", "vendor_v1"),
+        ("loving", None, "turn_limit", "budget_v1"),
+        ("loving", "loving", "emailed", "budget_v2"),
+    ]
+    labels = ["sarcasm", "humor", "loving"]
+    return [
+        _score(g, p, c, outcome=o, agentic=True, labels=labels, sample_id=f"{g}-{c}")
+        for g, p, o, c in rows
+    ]
+
+
+def test_agentic_metrics_survivor_and_intent_to_treat() -> None:
+    scores = _agentic_scores()
+    labels = ["sarcasm", "humor", "loving"]
+    result = agentic_metrics()(scores)
+    assert isinstance(result, dict)
+    emailed = [s.score.metadata for s in scores if s.score.metadata["outcome"] == "emailed"]  # type: ignore[index]
+    survivors = macro_f1([m["gold"] for m in emailed], [m["pred"] for m in emailed], labels)
+    everyone = macro_f1(
+        [s.score.metadata["gold"] for s in scores],  # type: ignore[index]
+        [s.score.metadata["pred"] for s in scores],  # type: ignore[index]
+        labels,
+    )
+    assert result["macro_f1"] == pytest.approx(survivors)
+    assert result["macro_f1_itt"] == pytest.approx(everyone)
+    assert result["macro_f1_itt"] < result["macro_f1"]
+    assert result["email_rate"] == pytest.approx(5 / 8)
+    assert result["malformed_rate"] == pytest.approx(1 / 8)
+    assert result["n_emailed"] == 5.0 and result["n_total"] == 8.0
+    assert result["email_rate_sarcasm"] == pytest.approx(1 / 3)
+    assert result["email_rate_humor"] == 1.0
+    assert result["malformed_rate_sarcasm"] == pytest.approx(1 / 3)
+    assert result["malformed_rate_loving"] == 0.0
+    assert result["n_sarcasm"] == 1.0 and result["n_humor"] == 3.0  # emailed support
+    assert result["accuracy"] == pytest.approx(4 / 5)
+    assert result["accuracy_itt"] == pytest.approx(4 / 8)
+    for key in ("macro_f1", "macro_f1_itt"):
+        assert result[f"{key}_ci_low"] <= result[key] <= result[f"{key}_ci_high"]
+    # persona_metrics dispatches to the agentic set for agentic scores
+    assert persona_metrics()(scores) == result
+
+
+def test_agentic_metrics_when_nothing_was_emailed() -> None:
+    scores = [
+        _score("sarcasm", None, "sc1", outcome="no_email", agentic=True),
+        _score("humor", None, "sc1", outcome="malformed", agentic=True),
+    ]
+    result = agentic_metrics()(scores)
+    assert math.isnan(result["macro_f1"])  # type: ignore[index]
+    assert result["macro_f1_itt"] == 0.0  # type: ignore[index]
+    assert result["email_rate"] == 0.0  # type: ignore[index]
+    assert result["malformed_rate"] == 0.5  # type: ignore[index]
