@@ -191,8 +191,11 @@ def _substitute(text: str, params: Mapping[str, str], r: Reader, where: str) -> 
             return "}"
         key = m.group(1)
         if key not in params:
-            raise r.fail(where, f"placeholder {{{key}}} has no value in this variant's params "
-                                f"(params: {', '.join(sorted(params)) or 'none'})")
+            raise r.fail(
+                where,
+                f"placeholder {{{key}}} has no value in this variant's params "
+                f"(params: {', '.join(sorted(params)) or 'none'})",
+            )
         return params[key]
 
     return _PLACEHOLDER.sub(repl, text)
@@ -252,8 +255,9 @@ def parse_family(
     r.keys(template, "template", ["request", "recipient", "stubs", "facts", "expected_path"])
     variants = r.seq(m["variants"], "variants")
     if len(variants) != VARIANTS_PER_FAMILY:
-        raise r.fail("variants", f"expected exactly {VARIANTS_PER_FAMILY} variants, got "
-                                 f"{len(variants)}")
+        raise r.fail(
+            "variants", f"expected exactly {VARIANTS_PER_FAMILY} variants, got {len(variants)}"
+        )
     out: list[Scenario] = []
     seen: set[int] = set()
     for i, raw in enumerate(variants):
@@ -262,7 +266,9 @@ def parse_family(
         r.keys(vm, w, ["variant", "params"], ["persona_hooks"])
         num = vm["variant"]
         if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= VARIANTS_PER_FAMILY:
-            raise r.fail(f"{w}.variant", f"expected an integer 1-{VARIANTS_PER_FAMILY}, got {num!r}")
+            raise r.fail(
+                f"{w}.variant", f"expected an integer 1-{VARIANTS_PER_FAMILY}, got {num!r}"
+            )
         if num in seen:
             raise r.fail(f"{w}.variant", f"duplicate variant {num} (id {family}_v{num})")
         seen.add(num)
@@ -275,8 +281,14 @@ def parse_family(
 
 
 def _build(
-    t: Mapping[str, Any], family: str, variant: int, kind: str, hooks: tuple[str, ...],
-    wp: Workplace, r: Reader, pre: str,
+    t: Mapping[str, Any],
+    family: str,
+    variant: int,
+    kind: str,
+    hooks: tuple[str, ...],
+    wp: Workplace,
+    r: Reader,
+    pre: str,
 ) -> Scenario:
     sid = f"{family}_v{variant}"
     pre = f"{pre}{sid}: template"
@@ -287,32 +299,46 @@ def _build(
         raise r.fail(f"{pre}.request", f"has {words} words; a request must have {lo}-{hi}")
     leaked = sorted({w for w in re.findall(r"[a-z]+", request.lower())} & _BANNED_REQUEST_WORDS)
     if leaked:
-        raise r.fail(f"{pre}.request", f"mentions {', '.join(leaked)}: a request must never "
-                                       "name a persona or a style")
+        raise r.fail(
+            f"{pre}.request",
+            f"mentions {', '.join(leaked)}: a request must never name a persona or a style",
+        )
     stubs = _parse_stubs(t["stubs"], wp, r, f"{pre}.stubs")
     directory = (*wp.directory(), *stubs.contacts)
     emails = {p.email for p in directory}
     recipient = r.email(t, "recipient", pre)
     if recipient not in emails:
-        raise r.fail(f"{pre}.recipient", f"{recipient!r} is not in the directory "
-                                         "(colleagues, customer/vendor contacts, or this "
-                                         "scenario's lookup_contact stubs)")
+        raise r.fail(
+            f"{pre}.recipient",
+            f"{recipient!r} is not in the directory "
+            "(colleagues, customer/vendor contacts, or this "
+            "scenario's lookup_contact stubs)",
+        )
     _check_references(stubs, directory, wp, r, f"{pre}.stubs")
     facts = r.texts(t, "facts", pre)
     if len(facts) < 2:
         raise r.fail(f"{pre}.facts", "give at least 2 facts")
     calls = _parse_path(t["expected_path"], recipient, r, f"{pre}.expected_path")
-    for where, text in [(f"{pre}.request", request),
-                        *((f"{pre}.facts[{i}]", f) for i, f in enumerate(facts)),
-                        *((f"{pre}.expected_path[{i}].args", str(c.args))
-                          for i, c in enumerate(calls))]:
+    for where, text in [
+        (f"{pre}.request", request),
+        *((f"{pre}.facts[{i}]", f) for i, f in enumerate(facts)),
+        *((f"{pre}.expected_path[{i}].args", str(c.args)) for i, c in enumerate(calls)),
+    ]:
         for addr in EMAIL_RE.findall(text):
             if addr.lower() not in emails:
                 raise r.fail(where, f"references {addr!r}, which is not in the directory")
     scenario = Scenario(
-        id=sid, family=family, variant=variant, kind=kind, request=request,
-        recipient=recipient, facts=facts, persona_hooks=hooks,
-        expected_path=tuple(c.tool for c in calls), expected_calls=calls, stubs=stubs,
+        id=sid,
+        family=family,
+        variant=variant,
+        kind=kind,
+        request=request,
+        recipient=recipient,
+        facts=facts,
+        persona_hooks=hooks,
+        expected_path=tuple(c.tool for c in calls),
+        expected_calls=calls,
+        stubs=stubs,
         source=r.file,
     )
     _check_facts(scenario, wp, r, pre)
@@ -325,11 +351,15 @@ def _parse_stubs(raw: Any, wp: Workplace, r: Reader, where: str) -> Stubs:
     m = r.mapping(raw, where)
     for key in m:
         if key not in TOOL_NAMES:
-            raise r.fail(f"{where}.{key}", f"unknown tool {key!r}; tools are "
-                                           f"{', '.join(TOOL_NAMES)}")
+            raise r.fail(
+                f"{where}.{key}", f"unknown tool {key!r}; tools are {', '.join(TOOL_NAMES)}"
+            )
         if key not in STUB_TOOLS:
-            raise r.fail(f"{where}.{key}", f"tool {key!r} acts on the stubbed data and takes "
-                                           f"no stubs; stub one of {', '.join(STUB_TOOLS)}")
+            raise r.fail(
+                f"{where}.{key}",
+                f"tool {key!r} acts on the stubbed data and takes "
+                f"no stubs; stub one of {', '.join(STUB_TOOLS)}",
+            )
 
     def items(key: str) -> list[tuple[str, Any]]:
         value = m.get(key)
@@ -359,14 +389,19 @@ def _check_references(
     for i, p in enumerate(stubs.contacts):
         for key in (p.email, p.name.lower()):
             if key in known:
-                raise r.fail(f"{where}.lookup_contact[{i}]",
-                             f"{key!r} is already in the directory ({known[key]})")
+                raise r.fail(
+                    f"{where}.lookup_contact[{i}]",
+                    f"{key!r} is already in the directory ({known[key]})",
+                )
             known[key] = p.name
 
     def must_resolve(name: str, field: str) -> None:
         if resolve_person(directory, name) is None:
-            raise r.fail(field, f"{name!r} is not a (unique) contact in the directory; use a "
-                                "full name or email, or add them under lookup_contact")
+            raise r.fail(
+                field,
+                f"{name!r} is not a (unique) contact in the directory; use a "
+                "full name or email, or add them under lookup_contact",
+            )
 
     ids = {e.id for e in wp.events}
     for i, e in enumerate(stubs.events):
@@ -423,8 +458,10 @@ def _parse_path(raw: Any, recipient: str, r: Reader, where: str) -> tuple[Expect
         raise r.fail(f"{where}[{len(calls) - 1}].tool", "the last expected call must be send_email")
     to = [a.strip().lower() for a in re.split(r"[,;]", last.kwargs["to"]) if a.strip()]
     if recipient not in to:
-        raise r.fail(f"{where}[{len(calls) - 1}].args.to",
-                     f"the final email must go to the recipient {recipient!r}")
+        raise r.fail(
+            f"{where}[{len(calls) - 1}].args.to",
+            f"the final email must go to the recipient {recipient!r}",
+        )
     if any(c.tool == "send_email" for c in calls[:-1]):
         raise r.fail(where, "send_email may only be the last expected call")
     return tuple(calls)
@@ -445,17 +482,17 @@ def _check_facts(scenario: Scenario, wp: Workplace, r: Reader, pre: str) -> None
     corpus = "\n".join(seen)
     for i, fact in enumerate(scenario.facts):
         if _norm(fact) not in corpus:
-            raise r.fail(f"{pre}.facts[{i}]",
-                         f"{fact!r} is not returned verbatim by any call on the expected path; "
-                         "facts must be what the tools show")
+            raise r.fail(
+                f"{pre}.facts[{i}]",
+                f"{fact!r} is not returned verbatim by any call on the expected path; "
+                "facts must be what the tools show",
+            )
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def load_family_file(
-    path: str | Path, workplace: Workplace | None = None
-) -> list[Scenario]:
+def load_family_file(path: str | Path, workplace: Workplace | None = None) -> list[Scenario]:
     """Load and validate one family file (its ``family`` must equal the file stem).
 
     Raises:
@@ -502,8 +539,9 @@ def load_directory(
     for f in files:
         for s in load_family_file(f, workplace):
             if s.id in seen:
-                raise ScenarioError(f, "family", f"duplicate scenario id {s.id!r} (also in "
-                                                 f"{seen[s.id]})")
+                raise ScenarioError(
+                    f, "family", f"duplicate scenario id {s.id!r} (also in {seen[s.id]})"
+                )
             seen[s.id] = str(f)
             out.append(s)
     return tuple(out)

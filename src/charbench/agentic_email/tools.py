@@ -81,9 +81,54 @@ MAX_RESULTS = 5
 """Most items a search returns."""
 
 _STOPWORDS = frozenset(
-    "a an and are as at be by for from in into is it me my of on or our the to with about "
-    "any all this that these those was were will what when where which who how i we you "
-    "please find show get".split()
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "the",
+        "to",
+        "with",
+        "about",
+        "any",
+        "all",
+        "this",
+        "that",
+        "these",
+        "those",
+        "was",
+        "were",
+        "will",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "how",
+        "i",
+        "we",
+        "you",
+        "please",
+        "find",
+        "show",
+        "get",
+    }
 )
 
 
@@ -162,16 +207,17 @@ class WorkplaceSim:
         self.people: tuple[Person, ...] = (*wp.directory(), *(stubs.contacts if stubs else ()))
         self.events: tuple[Event, ...] = (*(stubs.events if stubs else ()), *wp.events)
         self.chats: tuple[ChatThread, ...] = (*(stubs.chats if stubs else ()), *wp.chats)
-        self.documents: tuple[Document, ...] = (
-            *(stubs.documents if stubs else ()), *wp.documents)
-        self.policies: tuple[Policy, ...] = (
-            *(stubs.policies if stubs else ()), *wp.policy_records)
+        self.documents: tuple[Document, ...] = (*(stubs.documents if stubs else ()), *wp.documents)
+        self.policies: tuple[Policy, ...] = (*(stubs.policies if stubs else ()), *wp.policy_records)
         self.now = wp.now_dt
         self._by_email = {p.email: p for p in self.people}
         self._event_people: dict[str, set[str]] = {}
         for e in self.events:
-            emails = {p.email for p in (self.find_person(e.person), *map(self.find_person,
-                                                                          e.attendees)) if p}
+            emails = {
+                p.email
+                for p in (self.find_person(e.person), *map(self.find_person, e.attendees))
+                if p
+            }
             self._event_people[e.id] = emails
 
     # ----------------------------------------------------------------- people
@@ -215,8 +261,10 @@ class WorkplaceSim:
         q = _need(name_or_email, "name_or_email")
         hits = self.find_people(q)
         if not hits:
-            return (f"No contact matches '{q}' in the directory of {len(self.people)} people."
-                    f"{self._suggest(q)}")
+            return (
+                f"No contact matches '{q}' in the directory of {len(self.people)} people."
+                f"{self._suggest(q)}"
+            )
         shown = hits[:8]
         more = f"\n({len(hits) - len(shown)} more; narrow the search)" if len(hits) > 8 else ""
         return "\n".join(p.card() for p in shown) + more
@@ -256,7 +304,8 @@ class WorkplaceSim:
 
     def _parse_day(self, s: str, spec: str | None) -> date:
         try:
-            return date_parser.parse(s, default=self.now).date()
+            parsed: datetime = date_parser.parse(s, default=self.now)
+            return parsed.date()
         except (ValueError, OverflowError):
             raise ToolError(
                 f"Could not read the date {spec!r}. Use YYYY-MM-DD, 'today', 'tomorrow', "
@@ -270,18 +319,25 @@ class WorkplaceSim:
         q = _need(person, "person")
         hits = self.find_people(q)
         if not hits:
-            return f"No one in the directory matches '{q}', so there is no calendar to show." \
-                   f"{self._suggest(q)}"
+            return (
+                f"No one in the directory matches '{q}', so there is no calendar to show."
+                f"{self._suggest(q)}"
+            )
         if len(hits) > 1 and self.find_person(q) is None:
-            return (f"'{q}' matches several people: "
-                    f"{'; '.join(f'{p.name} <{p.email}>' for p in hits[:8])}. Name one.")
+            return (
+                f"'{q}' matches several people: "
+                f"{'; '.join(f'{p.name} <{p.email}>' for p in hits[:8])}. Name one."
+            )
         who = self.find_person(q) or hits[0]
         lo, hi, label = self._date_range(date)
         gone = {c.upper() for c in cancelled}
         rows = sorted(
-            (e for e in self.events
-             if who.email in self._event_people.get(e.id, set())
-             and lo <= datetime.strptime(e.date, "%Y-%m-%d").date() <= hi),
+            (
+                e
+                for e in self.events
+                if who.email in self._event_people.get(e.id, set())
+                and lo <= datetime.strptime(e.date, "%Y-%m-%d").date() <= hi
+            ),
             key=lambda e: (e.date, e.start),
         )
         if not rows:
@@ -296,25 +352,33 @@ class WorkplaceSim:
         event = next((e for e in self.events if e.id == mid), None)
         if event is None:
             ids = ", ".join(e.id for e in self.events[:3])
-            raise ToolError(f"No meeting with id '{meeting_id}'. Meeting ids look like {ids}; "
-                            "list_calendar shows them.")
+            raise ToolError(
+                f"No meeting with id '{meeting_id}'. Meeting ids look like {ids}; "
+                "list_calendar shows them."
+            )
         if mid in {c.upper() for c in cancelled}:
             raise ToolError(f"{mid} ({event.title}) is already cancelled.")
         user = self.workplace.user
         owner = self.find_person(event.person)
         if owner is None or owner.email != user.email:
             who = owner.name if owner else event.person
-            raise ToolError(f"{mid} ({event.title}) is organised by {who}; only the organiser "
-                            f"can cancel it. Ask {who} instead.")
+            raise ToolError(
+                f"{mid} ({event.title}) is organised by {who}; only the organiser "
+                f"can cancel it. Ask {who} instead."
+            )
         start = datetime.strptime(f"{event.date} {event.start}", "%Y-%m-%d %H:%M")
         if start <= self.now:
-            raise ToolError(f"{mid} ({event.title}) already started on {event.date} at "
-                            f"{event.start}; past meetings cannot be cancelled.")
+            raise ToolError(
+                f"{mid} ({event.title}) already started on {event.date} at "
+                f"{event.start}; past meetings cannot be cancelled."
+            )
         others = [a for a in event.attendees if _norm(a) != _norm(user.name)]
         told = f" Attendees notified: {', '.join(others)}." if others else ""
         with_note = f" Note sent: {note.strip()!r}." if note and note.strip() else ""
-        return (f"Cancelled {mid} '{event.title}' on {event.date} ({weekday_of(event.date)}) "
-                f"{event.start}-{event.end}.{told}{with_note}")
+        return (
+            f"Cancelled {mid} '{event.title}' on {event.date} ({weekday_of(event.date)}) "
+            f"{event.start}-{event.end}.{told}{with_note}"
+        )
 
     # ----------------------------------------------------------------- chat
 
@@ -336,16 +400,19 @@ class WorkplaceSim:
         if ch is not None:
             threads = [t for t in threads if t.channel == ch or ch.lstrip("#") in t.channel]
             if not threads:
-                return (f"No channel '{channel}'. Channels: {', '.join(self.channels())}. "
-                        "Leave the channel out to search all of them.")
+                return (
+                    f"No channel '{channel}'. Channels: {', '.join(self.channels())}. "
+                    "Leave the channel out to search all of them."
+                )
         toks = _tokens(q)
         scored = [(_score(toks, t.search_text()), i, t) for i, t in enumerate(threads)]
         hits = sorted((x for x in scored if x[0] > 0), key=lambda x: (-x[0], x[1]))[:3]
         where = f"in {ch}" if ch else "in any channel"
         if not hits:
             return f"No chat messages match '{q}' {where}."
-        return (f"{len(hits)} thread(s) matching '{q}' {where}:\n\n"
-                + "\n\n".join(t.render() for _, _, t in hits))
+        return f"{len(hits)} thread(s) matching '{q}' {where}:\n\n" + "\n\n".join(
+            t.render() for _, _, t in hits
+        )
 
     def chat_target(self, to: str) -> str:
         t = _need(to, "to")
@@ -356,8 +423,10 @@ class WorkplaceSim:
             raise ToolError(f"No channel '{t}'. Channels: {', '.join(self.channels())}.")
         who = self.find_person(t)
         if who is None:
-            raise ToolError(f"Cannot message '{t}': give one person's name or email, or a "
-                            f"channel such as #general.{self._suggest(t)}")
+            raise ToolError(
+                f"Cannot message '{t}': give one person's name or email, or a "
+                f"channel such as #general.{self._suggest(t)}"
+            )
         return f"{who.name} <{who.email}>"
 
     def send_chat_message(self, to: str, text: str) -> str:
@@ -373,7 +442,8 @@ class WorkplaceSim:
         scored = []
         for i, d in enumerate(self.documents):
             s = 2 * _score(toks, d.title.casefold()) + _score(
-                toks, f"{d.id} {d.owner} {d.text}".casefold())
+                toks, f"{d.id} {d.owner} {d.text}".casefold()
+            )
             if s > 0 or d.id.casefold() == _norm(q):
                 scored.append((s, i, d))
         hits = sorted(scored, key=lambda x: (-x[0], x[1]))[:MAX_RESULTS]
@@ -384,8 +454,10 @@ class WorkplaceSim:
             first = d.text.strip().splitlines()[0]
             snippet = first if len(first) <= 120 else first[:117] + "..."
             lines.append(f"- {d.header()}\n  {snippet}")
-        return (f"{len(hits)} document(s) matching '{q}' (read_document shows the full text):\n"
-                + "\n".join(lines))
+        return (
+            f"{len(hits)} document(s) matching '{q}' (read_document shows the full text):\n"
+            + "\n".join(lines)
+        )
 
     def read_document(self, doc_id: str) -> str:
         q = _need(doc_id, "doc_id").strip("[]()\"' ")
@@ -393,9 +465,11 @@ class WorkplaceSim:
         for d in self.documents:
             if d.id == key or _norm(d.title) == _norm(q):
                 return d.render()
-        return (f"No document with id '{q}'. Document ids look like "
-                f"{self.documents[0].id if self.documents else 'DOC-100'}; search_documents "
-                "finds them.")
+        return (
+            f"No document with id '{q}'. Document ids look like "
+            f"{self.documents[0].id if self.documents else 'DOC-100'}; search_documents "
+            "finds them."
+        )
 
     # ----------------------------------------------------------------- policies
 
@@ -421,8 +495,9 @@ class WorkplaceSim:
 
     # ----------------------------------------------------------------- email
 
-    def parse_recipients(self, value: str | Sequence[str] | None, name: str,
-                         required: bool) -> list[str]:
+    def parse_recipients(
+        self, value: str | Sequence[str] | None, name: str, required: bool
+    ) -> list[str]:
         """Directory addresses in ``value`` (a string with commas/semicolons, or a list).
 
         Raises:
@@ -437,8 +512,9 @@ class WorkplaceSim:
             items = []
             for v in value:
                 if not isinstance(v, str):
-                    raise ToolError(f"'{name}' must contain email addresses as text, got "
-                                    f"{type(v).__name__}.")
+                    raise ToolError(
+                        f"'{name}' must contain email addresses as text, got {type(v).__name__}."
+                    )
                 items += [x for x in re.split(r"[,;\n]", v) if x.strip()]
         else:
             raise ToolError(f"'{name}' must be an email address or a list of them.")
@@ -449,37 +525,48 @@ class WorkplaceSim:
             found = EMAIL_RE.findall(item)
             if not found:
                 who = self.find_person(item)
-                hint = (f" Did you mean {who.email}?" if who else self._suggest(item))
+                hint = f" Did you mean {who.email}?" if who else self._suggest(item)
                 raise ToolError(f"'{item.strip()}' in '{name}' is not an email address.{hint}")
             for addr in (a.lower() for a in found):
                 if addr not in self._by_email:
-                    raise ToolError(f"No one with the address {addr} is in the directory; "
-                                    f"nothing was sent.{self._suggest(addr)} "
-                                    "lookup_contact finds addresses.")
+                    raise ToolError(
+                        f"No one with the address {addr} is in the directory; "
+                        f"nothing was sent.{self._suggest(addr)} "
+                        "lookup_contact finds addresses."
+                    )
                 if addr not in out:
                     out.append(addr)
         return out
 
     def check_email(
-        self, to: str | Sequence[str], subject: str, body: str,
+        self,
+        to: str | Sequence[str],
+        subject: str,
+        body: str,
         cc: str | Sequence[str] | None = None,
     ) -> tuple[list[str], list[str], str, str]:
         """Validate an email; returns (to, cc, subject, body). Raises ToolError."""
         to_list = self.parse_recipients(to, "to", required=True)
-        cc_list = [a for a in self.parse_recipients(cc, "cc", required=False)
-                   if a not in to_list]
+        cc_list = [a for a in self.parse_recipients(cc, "cc", required=False) if a not in to_list]
         if subject is not None and not isinstance(subject, str):
             raise ToolError(f"'subject' must be text, got {type(subject).__name__}.")
         body_text = _need(body, "body") if isinstance(body, str) else _need(None, "body")
         return to_list, cc_list, (subject or "").strip(), body_text
 
-    def send_email(self, to: str | Sequence[str], subject: str, body: str,
-                   cc: str | Sequence[str] | None = None) -> str:
+    def send_email(
+        self,
+        to: str | Sequence[str],
+        subject: str,
+        body: str,
+        cc: str | Sequence[str] | None = None,
+    ) -> str:
         to_list, cc_list, subj, text = self.check_email(to, subject, body, cc)
         names = ", ".join(f"{self._by_email[a].name} <{a}>" for a in to_list)
         ccs = f", cc {', '.join(cc_list)}" if cc_list else ""
-        return (f"Email sent to {names}{ccs} with subject '{subj or '(no subject)'}' "
-                f"({len(text.split())} words) at {self.now:%Y-%m-%d %H:%M}.")
+        return (
+            f"Email sent to {names}{ccs} with subject '{subj or '(no subject)'}' "
+            f"({len(text.split())} words) at {self.now:%Y-%m-%d %H:%M}."
+        )
 
     # ----------------------------------------------------------------- dispatch
 
@@ -683,8 +770,10 @@ def _send_email(sim: WorkplaceSim) -> Tool:
             email.to, email.cc, email.subject, email.body = to_list, cc_list, subj, text
             email.sent = True
         else:
-            email.later = [*email.later,
-                           {"to": to_list, "cc": cc_list, "subject": subj, "body": text}]
+            email.later = [
+                *email.later,
+                {"to": to_list, "cc": cc_list, "subject": subj, "body": text},
+            ]
         email.count = email.count + 1
         return result
 

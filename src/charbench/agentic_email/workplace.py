@@ -154,9 +154,7 @@ class ChatThread:
         return "\n".join([f"{self.channel}", *(m.render() for m in self.messages)])
 
     def search_text(self) -> str:
-        return " ".join(
-            [self.channel, *(f"{m.author} {m.text}" for m in self.messages)]
-        ).lower()
+        return " ".join([self.channel, *(f"{m.author} {m.text}" for m in self.messages)]).lower()
 
 
 @dataclass(frozen=True)
@@ -317,7 +315,11 @@ class Reader:
         return value
 
     def keys(
-        self, m: Mapping[str, Any], where: str, required: Sequence[str], optional: Sequence[str] = ()
+        self,
+        m: Mapping[str, Any],
+        where: str,
+        required: Sequence[str],
+        optional: Sequence[str] = (),
     ) -> None:
         missing = [k for k in required if k not in m]
         if missing:
@@ -367,7 +369,9 @@ class Reader:
                 raise ValueError
             datetime.strptime(value, "%Y-%m-%d")
         except ValueError:
-            raise self.fail(f"{where}.{key}", f"expected a date YYYY-MM-DD, got {value!r}") from None
+            raise self.fail(
+                f"{where}.{key}", f"expected a date YYYY-MM-DD, got {value!r}"
+            ) from None
         return value
 
     def hhmm(self, m: Mapping[str, Any], key: str, where: str) -> str:
@@ -412,8 +416,9 @@ def parse_person(
 def parse_event(r: Reader, m: Any, where: str) -> Event:
     """Parse one calendar event; ``person`` is returned as written (resolved by the caller)."""
     m = r.mapping(m, where)
-    r.keys(m, where, ["id", "person", "date", "start", "end", "title"],
-           ["attendees", "room", "notes"])
+    r.keys(
+        m, where, ["id", "person", "date", "start", "end", "title"], ["attendees", "room", "notes"]
+    )
     start, end = r.hhmm(m, "start", where), r.hhmm(m, "end", where)
     if end <= start:
         raise r.fail(f"{where}.end", f"must be after start ({start}), got {end}")
@@ -466,15 +471,16 @@ def parse_policy(r: Reader, m: Any, where: str, slug: str) -> Policy:
     keywords = tuple(k.lower() for k in r.texts(m, "keywords", where))
     if not keywords:
         raise r.fail(f"{where}.keywords", "give at least one keyword")
-    return Policy(slug=slug, title=r.text(m, "title", where), keywords=keywords,
-                  text=r.text(m, "text", where))
+    return Policy(
+        slug=slug, title=r.text(m, "title", where), keywords=keywords, text=r.text(m, "text", where)
+    )
 
 
 def load_yaml_text(text: str, file: str | Path, error: type[DataError]) -> Any:
     """Parse YAML with the safe loader, turning every YAML problem into ``error``."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader)  # a safe loader (C or pure Python)
     except yaml.YAMLError as e:
         raise error(file, "", f"invalid YAML: {e}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as e:
@@ -492,8 +498,22 @@ def parse_workplace(data: Any, file: str | Path = "<string>") -> Workplace:
     """
     r = Reader(file, WorkplaceError)
     m = r.mapping(data, "")
-    r.keys(m, "", ["organisation", "now", "user", "people", "customers", "vendors", "policies",
-                   "holidays", "rooms"], ["calendar", "chat", "documents"])
+    r.keys(
+        m,
+        "",
+        [
+            "organisation",
+            "now",
+            "user",
+            "people",
+            "customers",
+            "vendors",
+            "policies",
+            "holidays",
+            "rooms",
+        ],
+        ["calendar", "chat", "documents"],
+    )
     org = r.mapping(m["organisation"], "organisation")
     r.keys(org, "organisation", ["name", "industry", "headquarters", "timezone"])
     now = r.text(m, "now", "")
@@ -502,8 +522,10 @@ def parse_workplace(data: Any, file: str | Path = "<string>") -> Workplace:
     except ValueError:
         raise r.fail("now", f"expected 'YYYY-MM-DD HH:MM', got {now!r}") from None
     user = parse_person(r, m["user"], "user")
-    people = tuple(parse_person(r, p, f"people[{i}]")
-                   for i, p in enumerate(r.seq(m["people"], "people", min_len=1)))
+    people = tuple(
+        parse_person(r, p, f"people[{i}]")
+        for i, p in enumerate(r.seq(m["people"], "people", min_len=1))
+    )
 
     def orgs(key: str) -> tuple[Organisation, ...]:
         out = []
@@ -528,14 +550,21 @@ def parse_workplace(data: Any, file: str | Path = "<string>") -> Workplace:
     for i, raw in enumerate(r.seq(m["holidays"], "holidays")):
         hm = r.mapping(raw, f"holidays[{i}]")
         r.keys(hm, f"holidays[{i}]", ["date", "name"])
-        holidays.append((r.iso_date(hm, "date", f"holidays[{i}]"), r.text(hm, "name", f"holidays[{i}]")))
+        holidays.append(
+            (r.iso_date(hm, "date", f"holidays[{i}]"), r.text(hm, "name", f"holidays[{i}]"))
+        )
     rooms = r.texts(m, "rooms", "")
-    events = tuple(parse_event(r, e, f"calendar[{i}]")
-                   for i, e in enumerate(r.seq(m.get("calendar") or [], "calendar")))
-    chats = tuple(parse_thread(r, t, f"chat[{i}]")
-                  for i, t in enumerate(r.seq(m.get("chat") or [], "chat")))
-    docs = tuple(parse_document(r, d, f"documents[{i}]")
-                 for i, d in enumerate(r.seq(m.get("documents") or [], "documents")))
+    events = tuple(
+        parse_event(r, e, f"calendar[{i}]")
+        for i, e in enumerate(r.seq(m.get("calendar") or [], "calendar"))
+    )
+    chats = tuple(
+        parse_thread(r, t, f"chat[{i}]") for i, t in enumerate(r.seq(m.get("chat") or [], "chat"))
+    )
+    docs = tuple(
+        parse_document(r, d, f"documents[{i}]")
+        for i, d in enumerate(r.seq(m.get("documents") or [], "documents"))
+    )
 
     wp = Workplace(
         org_name=r.text(org, "name", "organisation"),
@@ -565,8 +594,10 @@ def _check_workplace(wp: Workplace, r: Reader) -> None:
     for i, p in enumerate(wp.directory()):
         for key in (p.email, p.name.lower()):
             if key in seen:
-                raise r.fail(f"directory entry {i} ({p.name})",
-                             f"duplicate name or email {key!r} (also {seen[key]})")
+                raise r.fail(
+                    f"directory entry {i} ({p.name})",
+                    f"duplicate name or email {key!r} (also {seen[key]})",
+                )
             seen[key] = p.name
     names = {p.name for p in (wp.user, *wp.people)}
     for i, p in enumerate((wp.user, *wp.people)):
