@@ -20,4 +20,6 @@ def hf_lora() -> type[ModelAPI]:
 
 # Tasks: importing registers them as charbench/<name>. (Enabled by the integrator once the
 # task packages exist.)
-__all__ = ["hf_lora"]
+from charbench.agentic_email import agentic_email  # noqa: E402
+
+__all__ = ["agentic_email", "hf_lora"]
