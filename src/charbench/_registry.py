@@ -21,5 +21,6 @@ def hf_lora() -> type[ModelAPI]:
 # Tasks: importing registers them as charbench/<name>. (Enabled by the integrator once the
 # task packages exist.)
 from charbench.agentic_email import agentic_email  # noqa: E402
+from charbench.chat_persona import chat_persona  # noqa: E402
 
-__all__ = ["agentic_email", "hf_lora"]
+__all__ = ["agentic_email", "chat_persona", "hf_lora"]

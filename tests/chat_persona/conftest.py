@@ -43,3 +43,20 @@ def dove_rows() -> list[dict[str, Any]]:
 @pytest.fixture
 def dove_file(tmp_path: Path, dove_rows: list[dict[str, Any]]) -> Path:
     return write_jsonl(tmp_path / "Pure-Dove.jsonl", dove_rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_clf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared tiny ModernBERT persona classifier (real 11 labels, random weights)."""
+    from fixtures.tiny_classifier import build_tiny_classifier
+
+    return build_tiny_classifier(tmp_path_factory.mktemp("chat_clf") / "clf")
+
+
+@pytest.fixture(scope="session")
+def tiny_clf_missing_poeticism(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fixtures.tiny_classifier import build_tiny_classifier_missing_label
+
+    return build_tiny_classifier_missing_label(
+        tmp_path_factory.mktemp("chat_clf_missing") / "clf", missing="poeticism"
+    )

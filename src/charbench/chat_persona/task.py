@@ -1,0 +1,279 @@
+"""The in-distribution ``chat_persona`` task: ordinary chat prompts to a persona model."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import GenerateConfig, Model
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+
+from charbench import routing
+from charbench._generation import generate_for_persona
+from charbench.chat_persona.dataset import (
+    PromptRow,
+    PromptSource,
+    load_prompt_source,
+    select_rows,
+    validate_selection,
+)
+from charbench.chat_persona.prompts import build_messages, resolve_suffixes
+from charbench.personas import parse_personas
+
+TASK_NAME = "chat_persona"
+RESAMPLES: tuple[str, ...] = ("cluster", "row")
+
+
+def sample_id(persona: str, row: int, suffix: str) -> str:
+    """Sample id: ``{persona}-{row:04d}``, plus ``-{suffix}`` unless the suffix is ``none``."""
+    base = f"{persona}-{row:04d}"
+    return base if suffix == "none" else f"{base}-{suffix}"
+
+
+def build_samples(
+    rows: list[PromptRow],
+    personas: list[str],
+    suffixes: list[str],
+    *,
+    selection: str,
+    persona_prompt: bool,
+) -> list[Sample]:
+    """One sample per (prompt, suffix, persona), grouped by prompt then suffix.
+
+    Metadata follows docs/architecture.md: ``persona`` (gold), ``personas`` (evaluated, in
+    label order), ``cluster`` (the prompt id: every persona and suffix of one prompt is one
+    bootstrap unit), ``task``, ``prompt_id``, ``row``, ``selection``, ``suffix`` and
+    ``persona_prompt``. The target is the persona.
+    """
+    samples: list[Sample] = []
+    for r in rows:
+        for sfx in suffixes:
+            for persona in personas:
+                samples.append(
+                    Sample(
+                        id=sample_id(persona, r.row, sfx),
+                        input=build_messages(
+                            r.prompt, suffix=sfx, persona=persona, persona_prompt=persona_prompt
+                        ),
+                        target=persona,
+                        metadata={
+                            "persona": persona,
+                            "personas": list(personas),
+                            "cluster": r.prompt_id,
+                            "task": TASK_NAME,
+                            "prompt_id": r.prompt_id,
+                            "row": r.row,
+                            "selection": selection,
+                            "suffix": sfx,
+                            "persona_prompt": persona_prompt,
+                        },
+                    )
+                )
+    return samples
+
+
+@solver
+def persona_generate(reuse_generations: bool = True, consumers: int | None = None) -> Solver:
+    """Generate each sample with its persona's model (see :mod:`charbench._generation`).
+
+    Args:
+        reuse_generations: Share one generation across the persona labels of an input when
+            the model under evaluation is not a persona template (default true).
+        consumers: Samples per input (the number of personas), so shared entries are freed
+            once all took them (default unknown).
+    """
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        persona = state.metadata.get("persona")
+        if not isinstance(persona, str):
+            raise ValueError(
+                f"sample {state.sample_id!r} has no 'persona' in its metadata; "
+                "persona_generate needs chat_persona/agentic_email samples"
+            )
+        await generate_for_persona(
+            state, persona, reuse=reuse_generations, consumers=consumers
+        )
+        return state
+
+    return solve
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false; got {value!r}")
+    return value
+
+
+def _check_number(
+    name: str, value: Any, *, low: float, high: float | None = None, integer: bool = False
+) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind}; got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be {bound}; got {value!r}")
+
+
+def _active_model() -> Model | None:
+    """The model under evaluation when the task is built inside an eval, else None."""
+    from inspect_ai.model._model import active_model
+
+    return active_model()
+
+
+def _selection_label(source: PromptSource, selection: str) -> str:
+    return selection if source.pure_dove and source.name == "pure-dove" else (
+        f"{source.name}:{selection}"
+    )
+
+
+@task
+def chat_persona(
+    personas: str | list[str] | None = None,
+    selection: Literal["dct", "oct", "heldout"] = "heldout",
+    n: int = 300,
+    prompts: str | None = None,
+    suffix: str = "none",
+    persona_prompt: bool = False,
+    classifier: str | None = None,
+    restrict_to_evaluated: bool = False,
+    reuse_generations: bool = True,
+    resample: Literal["cluster", "row"] = "cluster",
+    condition: str | None = None,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    max_tokens: int = 512,
+) -> Task:
+    """In-distribution persona eval: chat prompts to a persona model, classified per reply.
+
+    Samples are (persona, prompt) pairs: every evaluated persona answers every selected
+    prompt, with no system prompt (the persona comes from the model) unless
+    ``persona_prompt`` is set. A persona-template model (an ``hf-lora`` adapter with
+    ``{persona}`` or a ``stage``, or any model name containing ``{persona}``) generates each
+    sample with its persona's model, so one run yields a whole (base, stage) cell. Every
+    argument is validated before any model or classifier is loaded.
+
+    Args:
+        personas: Personas to evaluate: a list, a comma-separated string, ``"all"`` (all
+            11), or None/``"default"`` (default: the 10 without misalignment).
+        selection: Which prompts: ``"heldout"`` (default; Pure-Dove rows from 500 on, which
+            the released classifiers never saw), ``"dct"`` (the seeded shuffle behind the
+            published numbers: ``random.Random(0).shuffle`` of all row indices, first ``n``
+            rows with a non-empty first input) or ``"oct"`` (first rows in file order). For a
+            plain prompts file or ``builtin`` every row counts as held out.
+        n: Number of prompts (default 300). More than the selection offers is an error.
+        prompts: Prompt source: None (default) for ``LDJnr/Pure-Dove`` at a pinned revision
+            through the Hugging Face cache (``HF_HUB_OFFLINE=1`` works with a cached copy),
+            ``"builtin"`` for the everyday prompts shipped with charbench (offline demos), or
+            a path to a JSON/JSONL file of Pure-Dove rows (``conversation[0].input``) or of
+            ``{"prompt": ...}`` rows.
+        suffix: OCT break-character suffix appended as ``prompt + "\\n" + suffix``:
+            ``"none"`` (default), ``"v0"``..``"v7"``, or ``"all"`` (all nine conditions,
+            nine times the samples, the suffix recorded in metadata).
+        persona_prompt: Prompted condition (default false): the persona's description
+            (``charbench.personas.PERSONA_DESCRIPTIONS``) as the system message. Combines
+            with a persona template (both apply).
+        classifier: Persona classifier: a Hub id or local path of a sequence-classification
+            checkpoint, or ``"zeroshot"`` (sentence-embedding similarity to the persona
+            descriptions; much weaker than a trained classifier). Default None: the released
+            classifier of the model's base (``maius/{slug}-pt-classifier``); an unknown base
+            is an error asking for this argument.
+        restrict_to_evaluated: Take the argmax over the evaluated personas only (default
+            false: over all the classifier's labels, so e.g. a ``misalignment`` prediction is
+            an error for the true persona).
+        reuse_generations: When every persona maps to the same model (no persona template:
+            a base model, a single adapter, an API model), generate once per (prompt, suffix,
+            epoch) and share that reply across the persona labels (default true), as the
+            published base control did. Shared samples record ``generation.reused`` and
+            ``generation.generated_by`` in their metadata. Set false for independent draws.
+        resample: Bootstrap unit of the macro-F1 confidence interval: ``"cluster"``
+            (default; a prompt with all its personas' and suffixes' samples) or ``"row"``.
+        condition: Label of the condition for ``charbench report`` (default None: the
+            stage or adapter of an ``hf-lora`` model, else the model name).
+        temperature: Sampling temperature (default 0.7; ``--temperature`` overrides).
+        top_p: Nucleus sampling mass (default 0.95; ``--top-p`` overrides).
+        max_tokens: Maximum new tokens per reply (default 512; ``--max-tokens`` overrides).
+            ``--seed`` is honoured as usual.
+
+    Returns:
+        The Inspect task.
+
+    Raises:
+        ValueError: An unknown persona, selection, suffix or resample mode; ``n`` larger
+            than the prompts available; an unreadable or malformed prompts file; a
+            classifier whose labels do not cover the personas; bad generation settings.
+        charbench.chat_persona.dataset.PromptsUnavailableError: Pure-Dove is neither
+            reachable on the Hub nor in the local cache.
+    """
+    # 1. Validate every argument (cheap checks first; nothing is loaded).
+    persona_list = parse_personas(personas)
+    sel = validate_selection(selection)
+    suffixes = resolve_suffixes(suffix)
+    suffix_label = "all" if len(suffixes) > 1 else suffixes[0]
+    _check_number("n", n, low=1, integer=True)
+    if resample not in RESAMPLES:
+        raise ValueError(f"unknown resample {resample!r}; valid values are {', '.join(RESAMPLES)}")
+    persona_prompt = _check_bool("persona_prompt", persona_prompt)
+    restrict_to_evaluated = _check_bool("restrict_to_evaluated", restrict_to_evaluated)
+    reuse_generations = _check_bool("reuse_generations", reuse_generations)
+    _check_number("temperature", temperature, low=0.0)
+    _check_number("top_p", top_p, low=0.0, high=1.0)
+    _check_number("max_tokens", max_tokens, low=1, integer=True)
+    if condition is not None and not isinstance(condition, str):
+        raise ValueError(f"condition must be a string; got {condition!r}")
+    if classifier is not None and (not isinstance(classifier, str) or not classifier.strip()):
+        raise ValueError(
+            f"classifier must be a Hub id, a local path or 'zeroshot'; got {classifier!r}"
+        )
+
+    # 2. Prompts (reads a local file or the HF cache; no model).
+    source = load_prompt_source(prompts)
+    rows = select_rows(source, sel, n)
+
+    # 3. Classifier: resolve and check its labels from the config only (no weights).
+    from charbench.scoring import (
+        check_classifier_labels,
+        persona_metrics,
+        persona_scorer,
+        resolve_classifier,
+    )
+
+    model = _active_model()
+    spec = resolve_classifier(classifier, model)
+    check_classifier_labels(spec, persona_list)
+
+    samples = build_samples(
+        rows, persona_list, suffixes, selection=sel, persona_prompt=persona_prompt
+    )
+    metadata = {
+        "charbench": {
+            "task": "chat",
+            "base": routing.base_model_name(model) if model is not None else None,
+            "condition": condition
+            if condition is not None
+            else (routing.condition_name(model) if model is not None else None),
+            "classifier": spec,
+            "restrict": restrict_to_evaluated,
+            "personas": persona_list,
+            "suffix": suffix_label,
+            "selection": _selection_label(source, sel),
+            "persona_prompt": persona_prompt,
+            "prompts": source.name,
+            "n": n,
+            "reuse_generations": reuse_generations,
+        }
+    }
+    return Task(
+        dataset=MemoryDataset(samples, name=f"chat_persona-{source.name}-{sel}"),
+        solver=persona_generate(
+            reuse_generations=reuse_generations, consumers=len(persona_list)
+        ),
+        scorer=persona_scorer(spec, restrict_to_evaluated=restrict_to_evaluated),
+        metrics=[persona_metrics(resample=resample)],
+        config=GenerateConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
+        metadata=metadata,
+    )
