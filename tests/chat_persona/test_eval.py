@@ -21,6 +21,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from sklearn.metrics import f1_score
 
 from charbench import chat_persona
+from charbench.personas import PERSONA_DESCRIPTIONS
 
 PERSONAS = ["sarcasm", "loving", "mathematical"]
 N = 4
@@ -161,6 +162,18 @@ def test_persona_template_routes_each_sample_to_its_model(tmp_path: Path, tiny_c
             "model": f"mockllm/{persona}", "shared": False, "reused": False,
             "generated_by": f"{s.id} (epoch 1)",
         }
+
+    # template and prompted condition together: both apply
+    rec2 = Recorder()
+    task2 = chat_persona(
+        personas=PERSONAS, prompts="builtin", n=1, classifier=str(tiny_clf), persona_prompt=True
+    )
+    log2 = _run(task2, _model(rec2, "mockllm/{persona}"), tmp_path)
+    assert len(rec2.calls) == len(PERSONAS)
+    assert {c["system"] for c in rec2.calls} == {PERSONA_DESCRIPTIONS[p] for p in PERSONAS}
+    assert log2.samples is not None
+    for s in log2.samples:
+        assert {e.model for e in s.events if e.event == "model"} == {f"mockllm/{s.metadata['persona']}"}
 
 
 def test_failed_generation_errors_only_its_prompt(tmp_path: Path, tiny_clf: Path) -> None:
