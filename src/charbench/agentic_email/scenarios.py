@@ -201,15 +201,28 @@ def _substitute(text: str, params: Mapping[str, str], r: Reader, where: str) -> 
     return _PLACEHOLDER.sub(repl, text)
 
 
-def _render(node: Any, params: Mapping[str, str], r: Reader, where: str, depth: int = 0) -> Any:
+MAX_TEMPLATE_NODES = 20_000
+"""Most values a rendered template may hold (guards against YAML alias bombs)."""
+
+
+def _render(
+    node: Any, params: Mapping[str, str], r: Reader, where: str, budget: list[int], depth: int = 0
+) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise r.fail(where, f"the template has more than {MAX_TEMPLATE_NODES} values")
     if depth > 12:
         raise r.fail(where, "nested too deeply")
     if isinstance(node, str):
         return _substitute(node, params, r, where)
     if isinstance(node, Mapping):
-        return {k: _render(v, params, r, f"{where}.{k}", depth + 1) for k, v in node.items()}
+        return {
+            k: _render(v, params, r, f"{where}.{k}", budget, depth + 1) for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_render(v, params, r, f"{where}[{i}]", depth + 1) for i, v in enumerate(node)]
+        return [
+            _render(v, params, r, f"{where}[{i}]", budget, depth + 1) for i, v in enumerate(node)
+        ]
     return node
 
 
@@ -274,7 +287,9 @@ def parse_family(
         seen.add(num)
         pm = r.mapping(vm["params"], f"{w}.params")
         params = {k: r.text(pm, k, f"{w}.params") for k in pm}
-        rendered = r.mapping(_render(dict(template), params, r, f"{w} -> template"), "template")
+        rendered = r.mapping(
+            _render(dict(template), params, r, f"{w} -> template", [MAX_TEMPLATE_NODES]), "template"
+        )
         extra_hooks = r.texts(vm, "persona_hooks", w)
         out.append(_build(rendered, family, num, kind, hooks + extra_hooks, wp, r, f"{w} -> "))
     return sorted(out, key=lambda s: s.variant)

@@ -23,9 +23,11 @@ loader also uses to check that each scenario's facts are really what its tools r
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from datetime import date as date_cls
 from typing import TYPE_CHECKING, Any
 
 from dateutil import parser as date_parser
@@ -132,6 +134,9 @@ _STOPWORDS = frozenset(
 )
 
 
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
 class SentEmail(StoreModel):
     """The email sent in this sample (the sample store, one per sample).
 
@@ -180,6 +185,7 @@ def _tokens(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+@functools.lru_cache(maxsize=65536)
 def _stem(token: str) -> str:
     if len(token) > 4 and token.endswith("ies"):
         return token[:-3] + "y"
@@ -190,6 +196,11 @@ def _stem(token: str) -> str:
 
 def _score(tokens: Sequence[str], text: str) -> int:
     return sum(1 for t in tokens if _stem(t) in text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _policy_index(p: Policy) -> tuple[tuple[tuple[str, str], ...], str]:
+    return tuple((k, _stem(k)) for k in p.keywords), p.title.casefold()
 
 
 class WorkplaceSim:
@@ -211,14 +222,26 @@ class WorkplaceSim:
         self.policies: tuple[Policy, ...] = (*(stubs.policies if stubs else ()), *wp.policy_records)
         self.now = wp.now_dt
         self._by_email = {p.email: p for p in self.people}
-        self._event_people: dict[str, set[str]] = {}
-        for e in self.events:
-            emails = {
-                p.email
-                for p in (self.find_person(e.person), *map(self.find_person, e.attendees))
-                if p
+        self._exact: dict[str, Person] = {}
+        for p in self.people:
+            self._exact.setdefault(p.email, p)
+            self._exact.setdefault(p.name.casefold(), p)
+        self._hay = [(p, _norm(f"{p.name} {p.email} {p.title} {p.team}")) for p in self.people]
+        self._event_people_cache: dict[str, set[str]] | None = None
+
+    @property
+    def _event_people(self) -> dict[str, set[str]]:
+        """Emails of the owner and attendees of every event (built on first use)."""
+        if self._event_people_cache is None:
+            self._event_people_cache = {
+                e.id: {
+                    p.email
+                    for p in (self.find_person(e.person), *map(self.find_person, e.attendees))
+                    if p
+                }
+                for e in self.events
             }
-            self._event_people[e.id] = emails
+        return self._event_people_cache
 
     # ----------------------------------------------------------------- people
 
@@ -230,19 +253,13 @@ class WorkplaceSim:
             return []
         if q in ("me", "myself", "my", "i"):
             return [self.workplace.user]
-        for p in self.people:
-            if q in (p.email, p.name.casefold()):
-                return [p]
+        if q in self._exact:
+            return [self._exact[q]]
         emails = [e.lower() for e in EMAIL_RE.findall(q)]
         if emails:
             return [self._by_email[e] for e in emails if e in self._by_email]
         words = q.replace(",", " ").split()
-        hits = []
-        for p in self.people:
-            hay = _norm(f"{p.name} {p.email} {p.title} {p.team}")
-            if all(w in hay for w in words):
-                hits.append(p)
-        return hits
+        return [p for p, hay in self._hay if all(w in hay for w in words)]
 
     def find_person(self, query: str) -> Person | None:
         """The single person ``query`` names, or None (nobody, or ambiguous)."""
@@ -336,7 +353,7 @@ class WorkplaceSim:
                 e
                 for e in self.events
                 if who.email in self._event_people.get(e.id, set())
-                and lo <= datetime.strptime(e.date, "%Y-%m-%d").date() <= hi
+                and lo <= date_cls.fromisoformat(e.date) <= hi
             ),
             key=lambda e: (e.date, e.start),
         )
@@ -366,7 +383,7 @@ class WorkplaceSim:
                 f"{mid} ({event.title}) is organised by {who}; only the organiser "
                 f"can cancel it. Ask {who} instead."
             )
-        start = datetime.strptime(f"{event.date} {event.start}", "%Y-%m-%d %H:%M")
+        start = datetime.fromisoformat(f"{event.date} {event.start}")
         if start <= self.now:
             raise ToolError(
                 f"{mid} ({event.title}) already started on {event.date} at "
@@ -479,11 +496,9 @@ class WorkplaceSim:
         toks = _tokens(q)
         scored = []
         for i, p in enumerate(self.policies):
-            s = 0
-            for k in p.keywords:
-                if f" {k} " in nq or f" {_stem(k)} " in nq:
-                    s += 2
-            s += _score(toks, p.title.casefold())
+            keys, title = _policy_index(p)
+            s = 2 * sum(1 for k, ks in keys if f" {k} " in nq or f" {ks} " in nq)
+            s += _score(toks, title)
             if s > 0:
                 scored.append((s, i, p))
         if not scored:
@@ -594,7 +609,7 @@ class WorkplaceSim:
 
 def weekday_of(iso: str) -> str:
     """Weekday name of an ISO date."""
-    return datetime.strptime(iso, "%Y-%m-%d").strftime("%A")
+    return _WEEKDAYS[date_cls.fromisoformat(iso).weekday()]
 
 
 # --------------------------------------------------------------------------- Inspect tools

@@ -36,6 +36,7 @@ EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME_RE = re.compile(r"^\d{2}:\d{2}$")
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 class DataError(ValueError):
@@ -217,7 +218,7 @@ class Workplace:
 
     @property
     def now_dt(self) -> datetime:
-        return datetime.strptime(self.now, "%Y-%m-%d %H:%M")
+        return datetime.fromisoformat(self.now)
 
     @property
     def today(self) -> date:
@@ -281,7 +282,7 @@ class Workplace:
 
 def weekday(iso: str) -> str:
     """The weekday name of an ISO date (``2025-03-11`` -> ``Tuesday``)."""
-    return datetime.strptime(iso, "%Y-%m-%d").strftime("%A")
+    return _WEEKDAYS[date.fromisoformat(iso).weekday()]
 
 
 class Reader:
@@ -337,6 +338,10 @@ class Reader:
         value = m.get(key)
         if value is None and optional:
             return ""
+        if isinstance(value, datetime):  # YAML reads an unquoted timestamp as a datetime
+            value = value.strftime("%Y-%m-%d %H:%M")
+        elif isinstance(value, date):
+            value = value.isoformat()
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.fail(path, f"expected text, got {type(value).__name__}")
         out = str(value).strip()
@@ -367,7 +372,7 @@ class Reader:
         try:
             if not _DATE_RE.match(value):
                 raise ValueError
-            datetime.strptime(value, "%Y-%m-%d")
+            date.fromisoformat(value)
         except ValueError:
             raise self.fail(
                 f"{where}.{key}", f"expected a date YYYY-MM-DD, got {value!r}"
@@ -379,7 +384,8 @@ class Reader:
         try:
             if not _TIME_RE.match(value):
                 raise ValueError
-            datetime.strptime(value, "%H:%M")
+            if int(value[:2]) > 23 or int(value[3:]) > 59:
+                raise ValueError
         except ValueError:
             raise self.fail(f"{where}.{key}", f"expected a time HH:MM, got {value!r}") from None
         return value
@@ -518,7 +524,9 @@ def parse_workplace(data: Any, file: str | Path = "<string>") -> Workplace:
     r.keys(org, "organisation", ["name", "industry", "headquarters", "timezone"])
     now = r.text(m, "now", "")
     try:
-        datetime.strptime(now, "%Y-%m-%d %H:%M")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", now):
+            raise ValueError
+        datetime.fromisoformat(now)
     except ValueError:
         raise r.fail("now", f"expected 'YYYY-MM-DD HH:MM', got {now!r}") from None
     user = parse_person(r, m["user"], "user")
