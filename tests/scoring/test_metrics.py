@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from inspect_ai.scorer import SampleScore, Score
+from inspect_ai.scorer import Metric, SampleScore, Score
 from inspect_ai.scorer._metric import metric_scores
 
 from charbench.personas import DEFAULT_PERSONAS
@@ -43,6 +43,17 @@ def _score(
     )
 
 
+def compute(m: Metric, scores: list[SampleScore]) -> dict[str, float]:
+    result = m(scores)  # type: ignore[arg-type]
+    assert isinstance(result, dict)
+    return {str(k): float(v) for k, v in result.items()}
+
+
+def _meta(s: SampleScore) -> dict[str, Any]:
+    assert s.score.metadata is not None
+    return s.score.metadata
+
+
 def _random_scores(n_prompts: int, epochs: int, seed: int) -> list[SampleScore]:
     rng = np.random.default_rng(seed)
     out = []
@@ -53,7 +64,7 @@ def _random_scores(n_prompts: int, epochs: int, seed: int) -> list[SampleScore]:
                 pred = p if r < 0.5 else (None if r < 0.6 else str(rng.choice(LABELS)))
                 # same sample id in every epoch, as Inspect reports unreduced scores
                 s = _score(p, pred, f"dove-{k}", sample_id=f"{p}-{k:04d}")
-                s.score.metadata["epoch"] = epoch  # type: ignore[index]
+                _meta(s)["epoch"] = epoch
                 out.append(s)
     return out
 
@@ -65,11 +76,10 @@ def test_metrics_declare_unreduced_scores() -> None:
 
 def test_persona_metrics_pool_every_epoch_and_equal_sklearn() -> None:
     scores = _random_scores(n_prompts=15, epochs=3, seed=0)
-    result = persona_metrics()(scores)
-    assert isinstance(result, dict)
-    gold = [s.score.metadata["gold"] for s in scores]  # type: ignore[index]
-    pred = [s.score.metadata["pred"] for s in scores]  # type: ignore[index]
-    clusters = [s.score.metadata["cluster"] for s in scores]  # type: ignore[index]
+    result = compute(persona_metrics(), scores)
+    gold = [_meta(s)["gold"] for s in scores]
+    pred = [_meta(s)["pred"] for s in scores]
+    clusters = [_meta(s)["cluster"] for s in scores]
     point, low, high = macro_f1_ci(gold, pred, LABELS, clusters)
     assert result["macro_f1"] == pytest.approx(point)
     assert (result["macro_f1_ci_low"], result["macro_f1_ci_high"]) == (low, high)
@@ -86,15 +96,15 @@ def test_persona_metrics_pool_every_epoch_and_equal_sklearn() -> None:
         assert 0.0 <= result[f"f1_{p}"] <= 1.0
     assert result["macro_f1_ci_low"] <= result["macro_f1"] <= result["macro_f1_ci_high"]
     # same scores, same CI
-    assert persona_metrics()(scores) == result
+    assert compute(persona_metrics(), scores) == result
 
 
 def test_row_resampling_option_changes_the_interval() -> None:
     scores = _random_scores(n_prompts=15, epochs=2, seed=1)
-    by_cluster = persona_metrics()(scores)
-    by_row = persona_metrics(resample="row")(scores)
-    assert by_cluster["macro_f1"] == by_row["macro_f1"]  # type: ignore[index]
-    assert by_cluster["macro_f1_ci_low"] != by_row["macro_f1_ci_low"]  # type: ignore[index]
+    by_cluster = compute(persona_metrics(), scores)
+    by_row = compute(persona_metrics(resample="row"), scores)
+    assert by_cluster["macro_f1"] == by_row["macro_f1"]
+    assert by_cluster["macro_f1_ci_low"] != by_row["macro_f1_ci_low"]
 
 
 def test_empty_replies_count_as_misses() -> None:
@@ -104,26 +114,28 @@ def test_empty_replies_count_as_misses() -> None:
         _score("humor", "humor", "c1"),
         _score("humor", "humor", "c2"),
     ]
-    result = persona_metrics()(scores)
-    assert result["accuracy"] == pytest.approx(0.75)  # type: ignore[index]
-    assert result["n_sarcasm"] == 2.0  # type: ignore[index]
-    assert result["f1_sarcasm"] == pytest.approx(2 / 3)  # type: ignore[index]
+    result = compute(persona_metrics(), scores)
+    assert result["accuracy"] == pytest.approx(0.75)
+    assert result["n_sarcasm"] == 2.0
+    assert result["f1_sarcasm"] == pytest.approx(2 / 3)
 
 
 def test_unscored_samples_are_left_out_and_no_scores_give_nan() -> None:
     scores = [_score("humor", "humor", "c1"), SampleScore(score=Score.unscored(), sample_id="x")]
-    result = persona_metrics()(scores)
-    assert result["n_humor"] == 1.0  # type: ignore[index]
-    empty = persona_metrics()([])
-    assert all(math.isnan(v) for v in empty.values())  # type: ignore[union-attr]
+    result = compute(persona_metrics(), scores)
+    assert result["n_humor"] == 1.0
+    empty = compute(persona_metrics(), [])
+    assert all(math.isnan(v) for v in empty.values())
 
 
 def test_foreign_scores_are_rejected() -> None:
     bad = SampleScore(score=Score(value=1.0, metadata={"labels": LABELS}), sample_id="s")
     with pytest.raises(ValueError, match="gold"):
-        persona_metrics()([bad])
+        compute(persona_metrics(), [bad])
     with pytest.raises(ValueError, match="labels"):
-        persona_metrics()([SampleScore(score=Score(value=1.0, metadata={}), sample_id="s")])
+        compute(
+            persona_metrics(), [SampleScore(score=Score(value=1.0, metadata={}), sample_id="s")]
+        )
 
 
 def test_bad_metric_arguments() -> None:
@@ -155,13 +167,12 @@ def _agentic_scores() -> list[SampleScore]:
 def test_agentic_metrics_survivor_and_intent_to_treat() -> None:
     scores = _agentic_scores()
     labels = ["sarcasm", "humor", "loving"]
-    result = agentic_metrics()(scores)
-    assert isinstance(result, dict)
-    emailed = [s.score.metadata for s in scores if s.score.metadata["outcome"] == "emailed"]  # type: ignore[index]
+    result = compute(agentic_metrics(), scores)
+    emailed = [_meta(s) for s in scores if _meta(s)["outcome"] == "emailed"]
     survivors = macro_f1([m["gold"] for m in emailed], [m["pred"] for m in emailed], labels)
     everyone = macro_f1(
-        [s.score.metadata["gold"] for s in scores],  # type: ignore[index]
-        [s.score.metadata["pred"] for s in scores],  # type: ignore[index]
+        [_meta(s)["gold"] for s in scores],
+        [_meta(s)["pred"] for s in scores],
         labels,
     )
     assert result["macro_f1"] == pytest.approx(survivors)
@@ -180,7 +191,7 @@ def test_agentic_metrics_survivor_and_intent_to_treat() -> None:
     for key in ("macro_f1", "macro_f1_itt"):
         assert result[f"{key}_ci_low"] <= result[key] <= result[f"{key}_ci_high"]
     # persona_metrics dispatches to the agentic set for agentic scores
-    assert persona_metrics()(scores) == result
+    assert compute(persona_metrics(), scores) == result
 
 
 def test_agentic_metrics_when_nothing_was_emailed() -> None:
@@ -188,8 +199,8 @@ def test_agentic_metrics_when_nothing_was_emailed() -> None:
         _score("sarcasm", None, "sc1", outcome="no_email", agentic=True),
         _score("humor", None, "sc1", outcome="malformed", agentic=True),
     ]
-    result = agentic_metrics()(scores)
-    assert math.isnan(result["macro_f1"])  # type: ignore[index]
-    assert result["macro_f1_itt"] == 0.0  # type: ignore[index]
-    assert result["email_rate"] == 0.0  # type: ignore[index]
-    assert result["malformed_rate"] == 0.5  # type: ignore[index]
+    result = compute(agentic_metrics(), scores)
+    assert math.isnan(result["macro_f1"])
+    assert result["macro_f1_itt"] == 0.0
+    assert result["email_rate"] == 0.0
+    assert result["malformed_rate"] == 0.5
