@@ -185,7 +185,7 @@ def test_unreadable_prompt_files(tmp_path: Path) -> None:
 
 
 def test_parse_prompt_rows_reports_file_name() -> None:
-    with pytest.raises(ValueError, match="prompts file mine.jsonl"):
+    with pytest.raises(ValueError, match=r"prompts file mine\.jsonl"):
         parse_prompt_rows("{", "mine.jsonl")
 
 
