@@ -16,6 +16,7 @@ see docs/sweep.md.
 from __future__ import annotations
 
 import contextvars
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -205,9 +206,10 @@ def _model_for(cfg: SweepConfig, base: str, condition: str) -> tuple[str, dict[s
         else:
             args["adapter"] = cfg.adapters[condition]
         return f"hf-lora/{base}", args
-    # vllm: adapters are names served by the server; the base condition is the base itself
-    if cfg.base_url:
-        args["base_url"] = cfg.base_url
+    # vllm: adapters are names served by the server; the base condition is the base itself.
+    # The server URL goes through VLLM_BASE_URL (see run_base), not -M base_url: Inspect's
+    # get_model consumes base_url without recording it in model_args, so the per-persona
+    # models that charbench.routing builds from the template would not inherit it.
     if condition == "base":
         return f"vllm/{base}", args
     if condition in STAGES:
@@ -238,8 +240,6 @@ def _validate(cfg: SweepConfig) -> None:
                 "released base (llama, qwen, gemma); use --adapter NAME=TEMPLATE for it"
             )
     if cfg.provider == "vllm":
-        import os
-
         if not cfg.base_url and not os.environ.get("VLLM_BASE_URL"):
             raise ValueError(
                 "--model-provider vllm needs a running vLLM server that serves the adapters by "
@@ -406,6 +406,8 @@ def run_base(
     if len(bases) != 1:
         raise ValueError(f"run_base takes the evals of one base, got {sorted(bases)}")
     base = next(iter(bases))
+    if cfg.provider == "vllm" and cfg.base_url:
+        os.environ["VLLM_BASE_URL"] = cfg.base_url
     models: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
     tasks = []
     for ev in grid:
