@@ -410,3 +410,17 @@ def test_errors_on_empty_dir(tmp_path: Path) -> None:
 
 
 _ = Callable  # keep typing import used for readers of the fixture signature
+
+
+def test_cli_report(grid_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from charbench import cli
+
+    monkeypatch.setenv("COLUMNS", "250")
+    rc = cli.main(["report", str(grid_dir), "--out", str(tmp_path / "o"), "--n-boot", "50"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "macro-F1" in out and "ID minus OOD gap" in out and "errored" in out
+    assert (tmp_path / "o" / "summary.csv").is_file()
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().out
