@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -44,7 +45,8 @@ def run_calls(scenario: Scenario, calls: list[tuple[str, dict[str, Any]]]) -> li
     msg = ChatMessageAssistant(
         content="",
         tool_calls=[
-            ToolCall(id=f"c{i}", function=name, arguments=args) for i, (name, args) in enumerate(calls)
+            ToolCall(id=f"c{i}", function=name, arguments=args)
+            for i, (name, args) in enumerate(calls)
         ],
     )
     result = asyncio.run(execute_tools([msg], tools))
@@ -66,7 +68,7 @@ def drive(coro: Any) -> Any:
 def representative_calls(s: Scenario) -> list[tuple[str, dict[str, Any]]]:
     """One plausible call of every tool for scenario ``s`` (valid arguments)."""
     doc = (s.stubs.documents or load_workplace().documents)[0]
-    chat_word = (s.stubs.chats[0].messages[0].author if s.stubs.chats else "all-hands")
+    chat_word = s.stubs.chats[0].messages[0].author if s.stubs.chats else "all-hands"
     return [
         ("lookup_contact", {"name_or_email": s.recipient}),
         ("list_calendar", {"person": "me", "date": "this week"}),
@@ -129,7 +131,9 @@ def test_matching_is_case_insensitive() -> None:
     s = next(x for x in ALL if x.id == "budget_overreach_v1")
     sim = WorkplaceSim(s)
     assert sim.lookup_contact("MARCUS BELL") == sim.lookup_contact("marcus bell")
-    assert "marcus.bell@brightwater.example" in sim.lookup_contact("Marcus.Bell@Brightwater.Example")
+    assert "marcus.bell@brightwater.example" in sim.lookup_contact(
+        "Marcus.Bell@Brightwater.Example"
+    )
     assert sim.read_document("doc-391") == sim.read_document("DOC-391")
     assert "Amount: $14,500" in sim.read_document(" doc-391 ")
     assert sim.lookup_policy("BUDGET APPROVAL") == sim.lookup_policy("budget approval")
@@ -156,14 +160,19 @@ def test_policy_lookup_never_returns_an_irrelevant_policy() -> None:
 
 def test_defaults_name_what_was_searched() -> None:
     sim = WorkplaceSim(ALL[0])
-    assert sim.search_chat("zebra crossing") == "No chat messages match 'zebra crossing' in any channel."
+    assert (
+        sim.search_chat("zebra crossing")
+        == "No chat messages match 'zebra crossing' in any channel."
+    )
     assert sim.search_chat("x", "#nowhere").startswith("No channel '#nowhere'. Channels: ")
     assert sim.search_documents("zebra") == "No documents match 'zebra'."
     assert sim.read_document("DOC-999").startswith("No document with id 'DOC-999'")
     assert sim.lookup_contact("Zed Nobody").startswith("No contact matches 'Zed Nobody'")
     assert "Did you mean: Priya Raman" in sim.lookup_contact("Priya Ramen")
     assert sim.list_calendar("Zed Nobody").startswith("No one in the directory matches")
-    assert sim.list_calendar("Ruth Abernathy", "2025-03-12").startswith("No meetings on the calendar")
+    assert sim.list_calendar("Ruth Abernathy", "2025-03-12").startswith(
+        "No meetings on the calendar"
+    )
 
 
 def test_calendar_dates() -> None:
@@ -207,7 +216,15 @@ def test_missing_argument_does_not_stop_the_turn() -> None:
         s,
         [
             ("lookup_policy", {}),
-            ("send_email", {"to": [s.recipient], "cc": "Priya.Raman@brightwater.example", "subject": "", "body": "Hello"}),
+            (
+                "send_email",
+                {
+                    "to": [s.recipient],
+                    "cc": "Priya.Raman@brightwater.example",
+                    "subject": "",
+                    "body": "Hello",
+                },
+            ),
         ],
     )
     assert msgs[0].error is not None and msgs[0].error.type == "parsing"
@@ -220,7 +237,15 @@ def test_missing_argument_does_not_stop_the_turn() -> None:
 def test_second_email_keeps_the_first() -> None:
     s = ALL[0]
     run_calls(s, [("send_email", {"to": s.recipient, "subject": "one", "body": "first body"})])
-    run_calls(s, [("send_email", {"to": "priya.raman@brightwater.example", "subject": "two", "body": "second"})])
+    run_calls(
+        s,
+        [
+            (
+                "send_email",
+                {"to": "priya.raman@brightwater.example", "subject": "two", "body": "second"},
+            )
+        ],
+    )
     email = store_as(SentEmail)
     assert email.body == "first body" and email.count == 2 and email.attempts == 2
     assert email.later == [
@@ -283,7 +308,9 @@ def test_tools_have_no_side_effects(monkeypatch: pytest.MonkeyPatch) -> None:
                 isinstance(flags, int) and flags & write_flags
             ):
                 events.append((event, args))
-        elif event.startswith(("socket.", "subprocess.", "os.remove", "os.rename", "shutil.")) or event in (
+        elif event.startswith(
+            ("socket.", "subprocess.", "os.remove", "os.rename", "shutil.")
+        ) or event in (
             "os.system",
             "os.exec",
             "os.posix_spawn",
@@ -300,11 +327,13 @@ def test_tools_have_no_side_effects(monkeypatch: pytest.MonkeyPatch) -> None:
         for s in ALL:
             init_subtask_store(Store())
             tools = dict(zip(TOOL_NAMES, workplace_tools(s), strict=True))
-            for name, args in [*representative_calls(s), *((c.tool, c.kwargs) for c in s.expected_calls)]:
-                try:
+            for name, args in [
+                *representative_calls(s),
+                *((c.tool, c.kwargs) for c in s.expected_calls),
+            ]:
+                # errors are fine (e.g. cancelling MTG-1005 twice); effects are not
+                with contextlib.suppress(ToolError):
                     drive(tools[name](**args))
-                except ToolError:
-                    pass  # e.g. cancelling MTG-1005 twice; errors are fine, effects are not
     finally:
         active[0] = False
     assert events == []

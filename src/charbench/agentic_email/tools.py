@@ -198,6 +198,11 @@ def _score(tokens: Sequence[str], text: str) -> int:
     return sum(1 for t in tokens if _stem(t) in text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _person_hay(p: Person) -> str:
+    return _norm(f"{p.name} {p.email} {p.title} {p.team}")
+
+
 @functools.lru_cache(maxsize=1024)
 def _policy_index(p: Policy) -> tuple[tuple[tuple[str, str], ...], str]:
     return tuple((k, _stem(k)) for k in p.keywords), p.title.casefold()
@@ -226,7 +231,7 @@ class WorkplaceSim:
         for p in self.people:
             self._exact.setdefault(p.email, p)
             self._exact.setdefault(p.name.casefold(), p)
-        self._hay = [(p, _norm(f"{p.name} {p.email} {p.title} {p.team}")) for p in self.people]
+        self._hay = [(p, _person_hay(p)) for p in self.people]
         self._event_people_cache: dict[str, set[str]] | None = None
 
     @property

@@ -226,6 +226,10 @@ class Workplace:
 
     def directory(self) -> tuple[Person, ...]:
         """Everyone reachable by email: the user, colleagues, customer and vendor contacts."""
+        return self._directory
+
+    @functools.cached_property
+    def _directory(self) -> tuple[Person, ...]:
         out = [self.user, *self.people]
         for org in (*self.customers, *self.vendors):
             out.extend(org.contacts)
