@@ -46,6 +46,7 @@ import json
 import logging
 import math
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -364,15 +365,32 @@ class _Toolbox:
             norm[key] = None if key in norm else name  # ambiguous after normalising
         self.norm = norm
         self.names = ", ".join(self.tools)
-        self.mentions = re.compile(
-            "|".join(
-                "[-_ .]?".join(re.escape(part) for part in re.split(r"[\s\-_.]+", name) if part)
-                for name in sorted(self.tools, key=len, reverse=True)
-                if name.strip()
-            )
-            or r"(?!)",
-            re.IGNORECASE,
-        )
+        alternatives = [
+            "[-_ .]?".join(re.escape(part) for part in re.split(r"[\s\-_.]+", name) if part)
+            for name in sorted(self.tools, key=len, reverse=True)
+        ]
+        self.mentions = re.compile("|".join(a for a in alternatives if a) or r"(?!)", re.I)
+        self.params: dict[str, dict[str, str | None]] = {}
+        for tool in tools:
+            by_norm: dict[str, str | None] = {}
+            for pname in tool.parameters.properties:
+                key = _norm_name(pname)
+                by_norm[key] = None if key in by_norm else pname
+            self.params[tool.name] = by_norm
+        self.param_keys = {key for by_norm in self.params.values() for key in by_norm}
+
+    @classmethod
+    def of(cls, tools: list[ToolInfo]) -> _Toolbox:
+        """The toolbox for ``tools``, reused while the same ToolInfo objects come back."""
+        key = tuple(id(tool) for tool in tools)
+        cached = _TOOLBOXES.get(key)
+        if cached is not None and all(a is b for a, b in zip(cached[0], tools, strict=True)):
+            return cached[1]
+        box = cls(tools)
+        if len(_TOOLBOXES) >= 64:
+            _TOOLBOXES.clear()
+        _TOOLBOXES[key] = (list(tools), box)
+        return box
 
     def resolve(self, name: str) -> str | None:
         if name in self.tools:
@@ -389,6 +407,9 @@ class _Toolbox:
         return bool(self.tools) and self.mentions.search(text) is not None
 
 
+_TOOLBOXES: dict[tuple[int, ...], tuple[list[ToolInfo], _Toolbox]] = {}
+
+
 def _norm_name(name: str) -> str:
     name = name.strip().lower()
     if name.endswith("()"):
@@ -400,7 +421,7 @@ def _parse_reply(text: str, tools: list[ToolInfo], protocol: Protocol) -> Parsed
     """The parser proper (may raise on a bug; the public wrappers catch)."""
     if not tools or not text:
         return ParsedReply(content=text.strip(), tool_calls=[])
-    box = _Toolbox(tools)
+    box = _Toolbox.of(tools)
     items: list[_Item] = []
     removals: list[tuple[int, int, str]] = []
     n = len(text)
@@ -473,9 +494,9 @@ def _parse_reply(text: str, tools: list[ToolInfo], protocol: Protocol) -> Parsed
     calls = [
         ToolCall(
             id=f"call_{digest}_{i}",
-            function=item.function,
+            function=_fix_surrogates(item.function),
             arguments=item.arguments if item.error is None else {},
-            parse_error=item.error,
+            parse_error=None if item.error is None else _fix_surrogates(item.error),
         )
         for i, item in enumerate(items)
     ]
@@ -633,8 +654,9 @@ def _splice(text: str, removals: list[tuple[int, int, str]]) -> str:
             out = piece
             continue
         left, right = out.rstrip(), piece.lstrip()
-        gap = out[len(left) :] + piece[: len(piece) - len(right)]
-        newlines = min(gap.count("\n"), 2)
+        newlines = min(
+            max(out[len(left) :].count("\n"), piece[: len(piece) - len(right)].count("\n")), 2
+        )
         out = left + ("\n" * newlines if newlines else " ") + right
     return out.strip()
 
@@ -686,7 +708,9 @@ def _loads_lenient(chunk: str) -> tuple[Any, _Failure | None]:
             continue
     if len(chunk) <= _MAX_LITERAL_EVAL_CHARS:
         try:
-            literal = ast.literal_eval(chunk.strip())
+            with warnings.catch_warnings():  # e.g. SyntaxWarning: invalid decimal literal
+                warnings.simplefilter("ignore")
+                literal = ast.literal_eval(chunk.strip())
         except Exception:  # SyntaxError, ValueError, MemoryError, RecursionError, ...
             literal = None
         if isinstance(literal, dict | list):
@@ -889,8 +913,11 @@ def _clean(value: Any) -> Any:
     raise _NotJSON(f"{type(value).__name__} values are not allowed")
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 def _fix_surrogates(text: str) -> str:
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
+    if _SURROGATE_RE.search(text) is not None:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
 
@@ -984,10 +1011,7 @@ def _pick_name_key(value: dict[str, Any], box: _Toolbox) -> str | None:
 
 
 def _overlaps_params(value: dict[str, Any], box: _Toolbox) -> bool:
-    keys = {_norm_name(k) for k in value}
-    return any(
-        keys & {_norm_name(p) for p in tool.parameters.properties} for tool in box.tools.values()
-    )
+    return any(_norm_name(k) in box.param_keys for k in value)
 
 
 def _build_call(raw_name: str, raw_args: Any, box: _Toolbox, protocol: Protocol) -> _Item:
@@ -1030,17 +1054,13 @@ def _build_call(raw_name: str, raw_args: Any, box: _Toolbox, protocol: Protocol)
             f"names to values, got a {_json_type(args)}. Expected arguments: "
             f"{_signature(tool)}.",
         )
-    return _validate_args(tool, args)
+    return _validate_args(tool, args, box.params[tool.name])
 
 
-def _validate_args(tool: ToolInfo, args: dict[str, Any]) -> _Item:
+def _validate_args(tool: ToolInfo, args: dict[str, Any], by_norm: dict[str, str | None]) -> _Item:
     params = tool.parameters
     props = params.properties
     required = set(params.required)
-    by_norm: dict[str, str | None] = {}
-    for pname in props:
-        key = _norm_name(pname)
-        by_norm[key] = None if key in by_norm else pname
     extras_allowed = params.additionalProperties is not False
     out: dict[str, Any] = {}
     unexpected: list[str] = []
