@@ -231,3 +231,31 @@ def test_registered_name_and_task_args(tiny_classifier: Path, tmp_path: Path) ->
     meta = log.eval.metadata["charbench"]
     assert meta["task"] == "chat-email"
     assert meta["base"] == "model" and meta["condition"] == "mockllm/model"
+
+
+@pytest.mark.slow
+def test_inspect_eval_cli_on_the_task_file(tiny_classifier: Path, tmp_path: Path) -> None:
+    """``inspect eval tasks/agentic_email.py`` finds the task and forwards ``-T`` options."""
+    import json
+    import subprocess
+    import sys
+
+    from fixtures.tiny_models import build_tiny_model
+
+    repo = Path(__file__).resolve().parents[2]
+    llama = build_tiny_model("llama", tmp_path / "llama")
+    logs = tmp_path / "logs"
+    cmd = [
+        sys.executable, "-m", "inspect_ai", "eval", "tasks/agentic_email.py",
+        "--model", f"hf-lora/{llama}", "-T", "personas=humor,loving",
+        "-T", f"scenarios={FIRST.id}", "-T", f"classifier={tiny_classifier}",
+        "-T", "max_turns=1", "--max-tokens", "4", "--log-dir", str(logs),
+        "--log-format", "json", "--display", "none",
+    ]
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (log_file,) = logs.glob("*.json")
+    log = json.loads(log_file.read_text())
+    assert log["status"] == "success"
+    assert log["eval"]["metadata"]["charbench"]["personas"] == ["humor", "loving"]
+    assert log["results"]["scores"][0]["metrics"]["n_total"]["value"] == 2
