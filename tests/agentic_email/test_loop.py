@@ -10,11 +10,11 @@ from fixtures.scripted_models import (
     call,
     reply,
     scripted_model,
+    shared_tiny_classifier,
     tool_call,
     tool_results,
     turn,
 )
-from fixtures.tiny_classifier import build_tiny_classifier
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import EvalLog, EvalSample
 from inspect_ai.model import ChatMessage, ChatMessageTool, ChatMessageUser, ModelOutput
@@ -33,8 +33,8 @@ BODY = "Subject: Next steps\n\nDear colleague,\n\nThank you for the update. Here
 
 
 @pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_classifier(tmp_path_factory.mktemp("classifier"))
+def tiny_classifier() -> Path:
+    return shared_tiny_classifier()
 
 
 def _scenario_of(messages: list[ChatMessage]) -> Scenario:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.scripted_models import reply, scripted_model, tool_call
-from fixtures.tiny_classifier import build_tiny_classifier
+from fixtures.scripted_models import reply, scripted_model, shared_tiny_classifier, tool_call
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageTool, ChatMessageUser
 from inspect_ai.tool import ToolInfo
@@ -26,8 +25,8 @@ WORKPLACE = load_workplace()
 
 
 @pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_classifier(tmp_path_factory.mktemp("classifier"))
+def tiny_classifier() -> Path:
+    return shared_tiny_classifier()
 
 
 def test_fifty_scenarios_available() -> None:
@@ -137,6 +136,7 @@ def _follow_expected_path(turn: int, messages: list[ChatMessage], tools: list[To
     return reply("Done.")
 
 
+@pytest.mark.slow
 def test_facts_are_what_the_agentic_tools_return(tiny_classifier: Path, tmp_path: Path) -> None:
     """Run every scenario's expected path through the real loop and tools: the facts the
     controls render appear in the tool results the agent saw, and every path emails."""

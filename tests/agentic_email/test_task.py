@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.scripted_models import reply, scripted_model
-from fixtures.tiny_classifier import build_tiny_classifier
+from fixtures.scripted_models import reply, scripted_model, shared_tiny_classifier
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import EvalLog, EvalSample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ModelOutput
@@ -25,8 +24,8 @@ MISSING = "/definitely/not/a/classifier"
 
 
 @pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_classifier(tmp_path_factory.mktemp("classifier"))
+def tiny_classifier() -> Path:
+    return shared_tiny_classifier()
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
