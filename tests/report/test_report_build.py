@@ -39,7 +39,7 @@ def scripted(accuracy: float, seed: int, personas: list[str], none_rate: float =
 
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import scripted_log
+    from fixtures.report_logs import scripted_log
 
     d = tmp_path_factory.mktemp("grid")
     common = {"base": BASE, "personas": PERSONAS}
@@ -290,7 +290,7 @@ def test_files_and_figures(grid_dir: Path, tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_dedup_keeps_newest_completed(tmp_path: Path) -> None:
-    from conftest import scripted_log
+    from fixtures.report_logs import scripted_log
 
     common = {
         "base": "org/custom",
@@ -312,7 +312,7 @@ def test_dedup_keeps_newest_completed(tmp_path: Path) -> None:
 
 
 def test_refuses_mixed_classifiers(tmp_path: Path) -> None:
-    from conftest import scripted_log
+    from fixtures.report_logs import scripted_log
 
     common = {
         "base": "org/custom",
@@ -335,7 +335,7 @@ def test_refuses_mixed_classifiers(tmp_path: Path) -> None:
     [{"suffix": "v1"}, {"restrict": True}, {"personas": ["sarcasm", "humor"]}],
 )
 def test_refuses_other_mixtures(tmp_path: Path, override: dict[str, object]) -> None:
-    from conftest import scripted_log
+    from fixtures.report_logs import scripted_log
 
     common = {
         "base": "org/custom",
@@ -352,7 +352,7 @@ def test_refuses_other_mixtures(tmp_path: Path, override: dict[str, object]) -> 
 
 
 def test_epochs_are_rows(tmp_path: Path) -> None:
-    from conftest import scripted_log
+    from fixtures.report_logs import scripted_log
 
     scripted_log(
         tmp_path,
@@ -369,7 +369,7 @@ def test_epochs_are_rows(tmp_path: Path) -> None:
 
 
 def test_compare_published(tmp_path: Path) -> None:
-    from conftest import scripted_log
+    from fixtures.report_logs import scripted_log
 
     personas = list(DEFAULT_PERSONAS)
     scripted_log(
@@ -412,8 +412,12 @@ def test_errors_on_empty_dir(tmp_path: Path) -> None:
 _ = Callable  # keep typing import used for readers of the fixture signature
 
 
-def test_cli_report(grid_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_report(
+    grid_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from charbench import cli
 
     monkeypatch.setenv("COLUMNS", "250")

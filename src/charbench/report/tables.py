@@ -259,6 +259,8 @@ def _accuracy(rows: pd.DataFrame) -> float:
 def compute_tables(samples: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -> Tables:
     """Compute every table of the report from the pooled samples.
 
+    Gaps are computed only between cells that evaluated the same personas.
+
     Summary columns: ``base, condition, task, n, n_errors, n_logs, n_clusters, macro_f1,
     macro_f1_ci_low, macro_f1_ci_high, accuracy, chance`` and, for agentic tasks (``agentic``,
     ``draft``, ``chat-email``), ``n_total, n_emailed, email_rate, malformed_rate,
@@ -429,6 +431,14 @@ def _add_lift(
     return per_persona.assign(**values)
 
 
+def summary_personas(summary: pd.DataFrame, key: tuple[str, str, str]) -> str:
+    """The comma-joined evaluated personas of the summary row of cell ``key``."""
+    row = summary[
+        (summary["base"] == key[0]) & (summary["condition"] == key[1]) & (summary["task"] == key[2])
+    ]
+    return str(row["personas"].iloc[0])
+
+
 def _gaps(
     summary: pd.DataFrame,
     counts: dict[tuple[str, str, str], tuple[ClusterCounts, ClusterCounts | None]],
@@ -455,6 +465,8 @@ def _gaps(
         id_key = (base, condition, ID_TASK)
         if task == ID_TASK or id_key not in counts or itt is None:
             continue
+        if summary_personas(summary, id_key) != summary_personas(summary, (base, condition, task)):
+            continue  # different label sets: macro-F1s are not comparable
         id_counts = counts[id_key][0]
         gap, lo, hi = gap_ci(id_counts, scored, n_boot=n_boot, seed=seed)
         gap_itt, lo_itt, hi_itt = gap_ci(id_counts, itt, n_boot=n_boot, seed=seed)
