@@ -182,6 +182,8 @@ class SharedBase:
         self.lock = threading.RLock()
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._worker: threading.Thread | None = None
+        # separate from `lock` (held during generate): submit() must never wait for a batch
+        self._worker_lock = threading.Lock()
         self.batches_run = 0
         self.rows_run = 0
 
@@ -333,7 +335,7 @@ class SharedBase:
         return req.future
 
     def _start_worker(self) -> None:
-        with self.lock:
+        with self._worker_lock:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(
                     target=self._loop, name=f"hf-lora-worker:{self.name}", daemon=True
@@ -401,7 +403,20 @@ class SharedBase:
         with self.lock, torch.inference_mode():
             if settings.do_sample and settings.seed is not None:
                 torch.manual_seed(settings.seed)
-            if self.peft is not None:
+            uniform = len(set(adapters)) == 1
+            if self.peft is not None and uniform and adapters[0] == BASE_ADAPTER:
+                # one adapter for every row: the plain (faster) forward, adapters disabled
+                with self.peft.disable_adapter():
+                    out = self.peft.generate(
+                        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                        **kwargs,
+                    )
+            elif self.peft is not None and uniform:
+                self.peft.base_model.set_adapter(adapters[0], inference_mode=True)
+                out = self.peft.generate(
+                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs,
+                )
+            elif self.peft is not None:
                 out = self.peft.generate(
                     input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                     adapter_names=list(adapters), **kwargs,
