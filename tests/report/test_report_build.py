@@ -428,3 +428,24 @@ def test_cli_report(
     assert (tmp_path / "o" / "summary.csv").is_file()
     assert cli.main(["report", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().out
+
+
+def test_missing_base_and_condition_fall_back_to_the_model(tmp_path: Path) -> None:
+    from fixtures.report_logs import scripted_log
+
+    # a task object built in Python before eval() cannot see the model: base/condition None
+    scripted_log(
+        tmp_path,
+        base="x",
+        condition="y",
+        task_name="chat",
+        personas=PERSONAS,
+        clusters=CLUSTERS[:2],
+        pred=lambda p, c: p,
+        extra_meta={"base": None, "condition": None},
+    )
+    report = build_report(tmp_path, n_boot=10, write=False)
+    row = report.summary.iloc[0]
+    assert (row["base"], row["condition"]) == ("mockllm/model", "mockllm/model")
+    assert any("has no base" in n for n in report.notes)
+    assert any("-T condition=NAME" in n for n in report.notes)

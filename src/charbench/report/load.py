@@ -117,6 +117,39 @@ def _persona_score(sample: EvalSample) -> dict[str, Any] | None:
     return None
 
 
+def _model_base(model: str, model_args: dict[str, Any]) -> str:
+    """The base model named by a logged model (``hf-lora/<base>``, ``vllm/<base>:<adapter>``)."""
+    provider, _, name = model.partition("/")
+    if provider == "vllm" and ":" in name:
+        return name.split(":", 1)[0]
+    if provider in ("hf-lora", "hf", "vllm") and name:
+        return name
+    return model
+
+
+def fill_cell_metadata(
+    meta: dict[str, Any], model: str, model_args: dict[str, Any], path: str, notes: list[str]
+) -> dict[str, Any]:
+    """Fill a missing ``base``/``condition`` (a task built outside an eval) from the log's model.
+
+    Inspect's CLI builds tasks with the model active, so the task can record its base and
+    condition; a task object built in Python before ``eval()`` cannot, and records None.
+    The report then labels the cell by the logged model (and says so in the notes).
+    """
+    meta = dict(meta)
+    if meta.get("base") in (None, ""):
+        meta["base"] = _model_base(model, model_args)
+        notes.append(f"{path}: eval metadata has no base; using {meta['base']!r} from the model")
+    if meta.get("condition") in (None, ""):
+        stage = model_args.get("stage")
+        meta["condition"] = str(stage) if stage else model
+        notes.append(
+            f"{path}: eval metadata has no condition; using {meta['condition']!r} "
+            "(pass -T condition=NAME to label it)"
+        )
+    return meta
+
+
 def _rows_for_log(path: str, log: EvalLog, meta: dict[str, Any]) -> list[dict[str, Any]]:
     cell = {
         "base": str(meta["base"]),
@@ -255,6 +288,9 @@ def load_logs(paths: Iterable[str | Path]) -> LoadedLogs:
         if meta is None:
             notes.append(f"skipped {path}: not a charbench log (no 'charbench' eval metadata)")
             continue
+        meta = fill_cell_metadata(
+            meta, header.eval.model, dict(header.eval.model_args or {}), path, notes
+        )
         log = read_eval_log(path, exclude_fields=_EXCLUDE_FIELDS)
         these = _rows_for_log(path, log, meta)
         rows.extend(these)
