@@ -61,11 +61,19 @@ def model_for_persona(model: Model, persona: str) -> Model:
         args = api.persona_model_args(persona)
         return get_model(str(model), config=model.config, **args)
     name = str(model).replace(PERSONA_PLACEHOLDER, persona)
+    # base_url and api_key are not model args in Inspect: carry them over explicitly so a
+    # persona model talks to the same server (e.g. a vLLM server given with -M base_url).
     args = {
         k: (v.replace(PERSONA_PLACEHOLDER, persona) if isinstance(v, str) else v)
         for k, v in model.model_args.items()
     }
-    return get_model(name, config=model.config, **args)
+    return get_model(
+        name,
+        config=model.config,
+        base_url=model.api.base_url,
+        api_key=model.api.api_key,
+        **args,
+    )
 
 
 def base_model_name(model: Model) -> str:
