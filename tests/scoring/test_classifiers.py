@@ -220,3 +220,22 @@ def test_hub_id_resolves_from_an_offline_cache(clf_path: Path, tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("sarcasm 1")
+
+
+def test_batch_plan_respects_budgets_and_limits_padding(clf_path: Path) -> None:
+    clf = get_classifier(str(clf_path), device="cpu", max_batch_tokens=4096)
+    assert isinstance(clf, HFClassifier)
+    rng = np.random.default_rng(0)
+    lengths = [int(x) for x in rng.integers(5, 500, size=300)]
+    plan = clf._plan(lengths)
+    assert sorted(i for chunk in plan for i in chunk) == list(range(300))
+    for chunk in plan:
+        longest = max(lengths[i] for i in chunk)
+        assert len(chunk) <= clf.max_batch_size
+        assert len(chunk) == 1 or longest * len(chunk) <= clf.max_batch_tokens
+        real = sum(lengths[i] for i in chunk)
+        # once a pass is big enough to matter, at most ~25% of it is padding
+        if real - longest >= clf.min_chunk_tokens:
+            assert longest * len(chunk) - real <= clf.max_pad_fraction * longest * len(chunk)
+    # a single text longer than the budget still gets its own pass
+    assert clf._plan([10_000, 3]) == [[1], [0]]

@@ -40,7 +40,7 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -111,6 +111,11 @@ class _BatchedClassifier:
     labels: list[str]
     name: str
 
+    max_pad_fraction: float = 0.25
+    """Largest share of padding in a forward pass once it has ``min_chunk_tokens``."""
+    min_chunk_tokens: int = 2048
+    """Real tokens a pass may gather before the padding limit applies."""
+
     def __init__(self, name: str, labels: list[str], max_batch_tokens: int, max_batch_size: int):
         self.name = name
         self.labels = labels
@@ -131,27 +136,51 @@ class _BatchedClassifier:
         raise NotImplementedError
 
     # -- batching -----------------------------------------------------------------------
+    def _plan(self, lengths: list[int]) -> list[list[int]]:
+        """Split indices into forward passes: sorted by length, within the budgets.
+
+        A chunk closes when it holds :attr:`max_batch_size` texts, when padding everything
+        to the newcomer's length would exceed :attr:`max_batch_tokens`, or when more than
+        :attr:`max_pad_fraction` of the padded tokens would be padding while the chunk
+        already has :attr:`min_chunk_tokens` real tokens (small passes are cheap to keep
+        together, long mixed ones waste compute on padding).
+        """
+        chunks: list[list[int]] = []
+        chunk: list[int] = []
+        real = 0
+        for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
+            longest = max(lengths[i], 1)  # sorted ascending: the newcomer is the longest
+            padded = longest * (len(chunk) + 1)
+            if chunk and (
+                len(chunk) >= self.max_batch_size
+                or padded > self.max_batch_tokens
+                or (
+                    real >= self.min_chunk_tokens
+                    and padded - (real + longest) > self.max_pad_fraction * padded
+                )
+            ):
+                chunks.append(chunk)
+                chunk, real = [], 0
+            chunk.append(i)
+            real += longest
+        if chunk:
+            chunks.append(chunk)
+        return chunks
+
+    def _run(self, texts: list[str]) -> Iterator[tuple[list[int], FloatArray]]:
+        """Yield ``(indices, probabilities)`` per forward pass (call with the model lock)."""
+        items, lengths = self._prepare(texts)
+        for chunk in self._plan(lengths):
+            yield chunk, self._forward([items[j] for j in chunk])
+
     def _probs(self, texts: list[str]) -> FloatArray:
         """Probabilities for ``texts`` (input order), sorted and chunked by length."""
-        if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float64)
-        with self._model_lock:
-            items, lengths = self._prepare(texts)
-            order = sorted(range(len(texts)), key=lambda i: lengths[i])
-            out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
-            chunk: list[int] = []
-            for i in order:
-                longest = max(lengths[i], 1)  # sorted ascending: the newcomer is the longest
-                if chunk and (
-                    len(chunk) >= self.max_batch_size
-                    or longest * (len(chunk) + 1) > self.max_batch_tokens
-                ):
-                    out[chunk] = self._forward([items[j] for j in chunk])
-                    chunk = []
-                chunk.append(i)
-            if chunk:
-                out[chunk] = self._forward([items[j] for j in chunk])
-            return out
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
+        if texts:
+            with self._model_lock:
+                for chunk, probs in self._run(texts):
+                    out[chunk] = probs
+        return out
 
     def _as_dicts(self, probs: FloatArray) -> list[dict[str, float]]:
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs]
@@ -207,14 +236,18 @@ class _BatchedClassifier:
             if not live:
                 continue
             self.worker_batches.append(len(live))
+            done: set[int] = set()
             try:
-                probs = self._probs([r.text for r in live])
+                with self._model_lock:
+                    # hand each pass's results out at once: those samples move on sooner
+                    for chunk, probs in self._run([r.text for r in live]):
+                        for j, row in zip(chunk, probs, strict=True):
+                            live[j].future.set_result(row)
+                            done.add(j)
             except BaseException as exc:  # hand every failure to the waiting callers
-                for r in live:
-                    r.future.set_exception(exc)
-                continue
-            for r, row in zip(live, probs, strict=True):
-                r.future.set_result(row)
+                for j, r in enumerate(live):
+                    if j not in done:
+                        r.future.set_exception(exc)
 
 
 def _softmax(x: NDArray[Any]) -> FloatArray:
