@@ -155,9 +155,7 @@ def persona_scorer(
         cluster = str(cluster) if cluster is not None else f"sample:{state.sample_id}"
 
         found = text_fn(state)
-        classified: ClassifiedText = (
-            await found if inspect.isawaitable(found) else found
-        )
+        classified: ClassifiedText = await found if inspect.isawaitable(found) else found
         extras = {k: v for k, v in classified.extra.items() if k not in CORE_KEYS}
         base = {
             "gold": gold,
