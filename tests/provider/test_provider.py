@@ -282,3 +282,21 @@ def test_tool_calls_parsed_from_reply(llama_dir: Path, monkeypatch: pytest.Monke
     assert calls[0].arguments["body"] == "Hi team,\nthe budget is fine."
     assert out.message.text == "Sending now."
     assert call.response["completion"] == reply
+
+
+def test_token_counting_uses_model_tokenizer(llama_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect_ai.model._model as model_mod
+
+    def no_tiktoken(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("tiktoken-based counting was used")
+
+    monkeypatch.setattr(model_mod, "count_text_tokens", no_tiktoken)
+    model = _model(llama_dir)
+    tok = get_shared_base(str(llama_dir)).tokenizer
+    text = "Please write an email to the team."
+    want = tok(text, add_special_tokens=False)["input_ids"]
+    assert asyncio.run(model.api.count_text_tokens(text)) == len(want)
+    assert asyncio.run(model.api.tokenize(text)) == want
+    n = asyncio.run(model.count_tokens([ChatMessageUser(content=text)]))
+    assert n >= len(want)

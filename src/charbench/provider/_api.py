@@ -407,11 +407,15 @@ class HFLoraAPI(ModelAPI):
 
     async def count_text_tokens(self, text: str) -> int:
         """Token count with the model's own tokenizer (no tiktoken download)."""
-        return len(self._tokenizer().encode(text, add_special_tokens=False))
+        return len(await self.tokenize(text))
 
     async def tokenize(self, text: str) -> list[int]:
         """Token ids with the model's own tokenizer (no special tokens added)."""
-        return list(self._tokenizer().encode(text, add_special_tokens=False))
+        tok = self._tokenizer()
+        if self._base is None:
+            return list(tok.encode(text, add_special_tokens=False))
+        with self._base.tokenizer_lock:
+            return list(tok.encode(text, add_special_tokens=False))
 
     def max_tokens(self) -> int | None:
         """Default max new tokens when the config gives none: 2048."""

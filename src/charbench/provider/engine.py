@@ -184,6 +184,8 @@ class SharedBase:
         self._worker: threading.Thread | None = None
         # separate from `lock` (held during generate): submit() must never wait for a batch
         self._worker_lock = threading.Lock()
+        # the Rust tokenizer must not be used from two threads at once ("Already borrowed")
+        self.tokenizer_lock = threading.RLock()
         self.batches_run = 0
         self.rows_run = 0
 
@@ -386,13 +388,14 @@ class SharedBase:
         import torch
 
         start = time.monotonic()
-        enc = self.tokenizer(
-            prompts,
-            add_special_tokens=False,
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-        ).to(self.device)
+        with self.tokenizer_lock:
+            enc = self.tokenizer(
+                prompts,
+                add_special_tokens=False,
+                padding=True,
+                padding_side="left",
+                return_tensors="pt",
+            ).to(self.device)
         kwargs = settings.generate_kwargs()
         kwargs["pad_token_id"] = self.tokenizer.pad_token_id
         if self.eos_ids:
@@ -433,10 +436,11 @@ class SharedBase:
         prompt_len = enc["input_ids"].shape[1]
         lengths = enc["attention_mask"].sum(dim=1).tolist()
         results = []
-        for i in range(len(prompts)):
-            gen = out[i, prompt_len:].tolist()
-            results.append(self._finish_row(gen, int(lengths[i]), settings, elapsed,
-                                            len(prompts)))
+        with self.tokenizer_lock:
+            for i in range(len(prompts)):
+                gen = out[i, prompt_len:].tolist()
+                results.append(self._finish_row(gen, int(lengths[i]), settings, elapsed,
+                                                len(prompts)))
         return results
 
     def _finish_row(self, gen: list[int], n_in: int, settings: GenSettings,
