@@ -162,10 +162,29 @@ def read_adapter(path: Path, *, allow_pickle: bool = False) -> tuple[dict[str, A
             f"hf-lora: adapter {path} is a {peft_type} adapter; only LoRA adapters are supported."
         )
     st = path / SAFETENSORS_WEIGHTS
+    weights: Any
     if st.is_file():
-        weights: dict[str, Any] = load_file(str(st))
+        try:
+            weights = load_file(str(st))
+        except Exception as err:  # safetensors raises its own error types on a bad file
+            raise HFLoraError(f"hf-lora: cannot read {st}: {err}") from err
     elif allow_pickle and (path / PICKLE_WEIGHTS).is_file():
-        weights = torch.load(str(path / PICKLE_WEIGHTS), map_location="cpu", weights_only=True)
+        try:
+            # weights_only: even an opted-in pickle may hold tensors only, never run code
+            weights = torch.load(str(path / PICKLE_WEIGHTS), map_location="cpu",
+                                 weights_only=True)
+        except Exception as err:
+            raise HFLoraError(
+                f"hf-lora: refused {path / PICKLE_WEIGHTS}: it is not a plain tensor "
+                f"checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}). Convert the "
+                f"adapter to {SAFETENSORS_WEIGHTS} from a trusted copy."
+            ) from err
+        if not isinstance(weights, dict) or not all(
+            isinstance(v, torch.Tensor) for v in weights.values()
+        ):
+            raise HFLoraError(
+                f"hf-lora: {path / PICKLE_WEIGHTS} is not a state dict of tensors."
+            )
     else:
         raise HFLoraError(f"hf-lora: no {SAFETENSORS_WEIGHTS} in {path}.")
     if not weights:
