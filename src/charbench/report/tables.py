@@ -208,6 +208,10 @@ def _confusion(frame: pd.DataFrame, personas: Sequence[str]) -> pd.DataFrame:
     )
     columns = [*personas, *extra] + ([NONE_LABEL] if NONE_LABEL in preds else [])
     golds = list(frame["gold"].astype(str))
+    if not golds:  # e.g. an agentic cell in which no sample sent an email: all zeros
+        empty = pd.DataFrame(0, index=list(personas), columns=columns)
+        empty.index.name, empty.columns.name = "gold", "pred"
+        return empty
     all_labels = list(dict.fromkeys([*columns, *golds]))
     matrix = confusion_matrix(golds, preds, labels=all_labels)
     full = pd.DataFrame(matrix, index=all_labels, columns=all_labels)
