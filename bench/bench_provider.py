@@ -177,7 +177,9 @@ def main() -> None:
         for i in range(10)
     ]
     n_params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(base).parameters())
-    cfg = GenerateConfig(temperature=0, max_tokens=args.max_tokens)
+    # explicit max_connections for every provider: Inspect's adaptive concurrency (a rate-limit
+    # controller that starts at 20) would otherwise cap and fragment the local batches
+    cfg = GenerateConfig(temperature=0, max_tokens=args.max_tokens, max_connections=64)
     print(
         f"model: random Llama, hidden {args.hidden}, 2 layers, {n_params / 1e6:.1f}M params, "
         f"fp32, CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}); "

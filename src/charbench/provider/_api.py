@@ -27,6 +27,10 @@ Model args (``-M``), all optional:
 - ``max_batch_size``: rows per ``generate`` (default 32; also the default max connections).
 - ``allow_pickle``: accept pickle-only adapters (default False).
 
+Concurrency: unless ``--max-connections`` is given, Inspect applies adaptive concurrency
+(starting at 20 concurrent calls), which caps how many requests can meet in one batch. For
+local generation pass ``--max-connections`` at least ``max_batch_size`` (e.g. 64).
+
 Inspect's ``GenerateConfig`` supplies temperature, top_p, top_k, max_tokens (default
 2048), stop_seqs and seed. A seed seeds torch before each sampled batch; since a batch's
 random stream is shared by its rows, sampled outputs depend on batch composition.
