@@ -238,3 +238,14 @@ def test_introspection_equals_merge_then_apply(offline_hub: Path, released_llama
         gen = gen[: gen.index(tok.eos_token_id)]
     assert _complete(model) == tok.decode(gen, skip_special_tokens=False)
     assert model.api.condition_name() == "introspection"  # type: ignore[attr-defined]
+
+
+def test_base_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    with pytest.raises(HFLoraError, match="no such local directory"):
+        get_model(f"hf-lora/{tmp_path / 'no_base'}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    with pytest.raises(HFLoraError, match=r"cannot load base model.*HF_HUB_OFFLINE=1"):
+        get_model("hf-lora/someorg/not-cached-model")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import queue
 import threading
 import time
@@ -146,6 +147,12 @@ class SharedBase:
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        expanded = os.path.expanduser(name)
+        if name.startswith(("/", "./", "../", "~")) and not os.path.isdir(expanded):
+            raise HFLoraError(
+                f"hf-lora: base model {name!r}: no such local directory. Pass an existing "
+                "model directory (hf-lora//abs/path) or a Hub id (hf-lora/org/name)."
+            )
         self.name = name
         self.device = device
         self.dtype = dtype
