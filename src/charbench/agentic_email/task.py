@@ -26,6 +26,7 @@ from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.personas import parse_personas
+from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 from charbench.routing import base_model_name, condition_name
 from charbench.scoring import (
     ClassifiedText,
@@ -212,7 +213,9 @@ def agentic_email(
         max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
 
     Returns:
-        The Inspect task.
+        The Inspect task. A sample that errors is recorded and counted, not fatal, up to
+        5% of the samples (``fail_on_error``, see
+        :data:`charbench.reliability.SAMPLE_ERROR_TOLERANCE`; ``--fail-on-error`` overrides).
 
     Raises:
         ValueError: an unknown persona, scenario, scaffold or resample value (the message
@@ -283,4 +286,7 @@ def agentic_email(
         metrics=[agentic_metrics(resample=resample)],
         config=GenerateConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
         metadata={"charbench": metadata},
+        # isolated sample errors are recorded and counted, not fatal; a systematic one stops
+        # the eval at 5% of its samples (docs/reliability.md; --fail-on-error overrides)
+        fail_on_error=SAMPLE_ERROR_TOLERANCE,
     )

@@ -21,6 +21,7 @@ from charbench.chat_persona.dataset import (
 )
 from charbench.chat_persona.prompts import build_messages, resolve_suffixes
 from charbench.personas import parse_personas
+from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 
 TASK_NAME = "chat_persona"
 RESAMPLES: tuple[str, ...] = ("cluster", "row")
@@ -200,7 +201,9 @@ def chat_persona(
             ``--seed`` is honoured as usual.
 
     Returns:
-        The Inspect task.
+        The Inspect task. A sample that errors is recorded and counted, not fatal, up to
+        5% of the samples (``fail_on_error``, see
+        :data:`charbench.reliability.SAMPLE_ERROR_TOLERANCE`; ``--fail-on-error`` overrides).
 
     Raises:
         ValueError: An unknown persona, selection, suffix or resample mode; ``n`` larger
@@ -276,4 +279,7 @@ def chat_persona(
         metrics=[persona_metrics(resample=resample)],
         config=GenerateConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
         metadata=metadata,
+        # isolated sample errors are recorded and counted, not fatal; a systematic one stops
+        # the eval at 5% of its samples (docs/reliability.md; --fail-on-error overrides)
+        fail_on_error=SAMPLE_ERROR_TOLERANCE,
     )
