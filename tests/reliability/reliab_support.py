@@ -10,6 +10,8 @@ subprocess: put ``tests/reliability`` on ``PYTHONPATH`` and ``import reliab_supp
   epoch), so a test can tell which samples were generated in which run.
 - ``-M sleep=SECONDS`` (default 0) makes each call take that long, so a test can kill an eval
   in the middle.
+- Offered the ``agentic_email`` tools, it acts as a well-behaved agent: it looks the
+  scenario's recipient up, then sends them an email whose body is its deterministic reply.
 
 A name containing ``{persona}`` (``reliab/{persona}``) is a persona template: charbench's
 routing substitutes the persona, so each persona is its own model, as with real adapters.
@@ -30,13 +32,14 @@ from inspect_ai.model import (
     ChatCompletionChoice,
     ChatMessage,
     ChatMessageAssistant,
+    ChatMessageUser,
     GenerateConfig,
     ModelAPI,
     ModelOutput,
     ModelUsage,
     modelapi,
 )
-from inspect_ai.tool import ToolChoice, ToolInfo
+from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
 REPO = Path(__file__).resolve().parents[2]
 """The repository root (where ``tasks/`` lives)."""
@@ -45,6 +48,17 @@ WORDS = (
     "oh", "wonderful", "another", "budget", "meeting", "dear", "sorry", "let", "x", "be",
     "the", "sum", "moon", "river", "whatever", "quick", "brilliant", "idea", "team", "plan",
 )
+
+
+def recipient_of(messages: list[ChatMessage]) -> str:
+    """The recipient of the ``agentic_email`` scenario whose request opens ``messages``."""
+    from charbench.agentic_email.scenarios import load_scenarios
+
+    request = next(m.text for m in messages if isinstance(m, ChatMessageUser)).strip()
+    for scenario in load_scenarios():
+        if scenario.request.strip() == request:
+            return scenario.recipient
+    raise ValueError("reliab: no agentic_email scenario has this request")
 
 
 def reply_text(model_name: str, messages: list[ChatMessage]) -> str:
@@ -96,10 +110,23 @@ class ReliabAPI(ModelAPI):
             }
             with open(self.calls_file, "a") as f:
                 f.write(json.dumps(record) + "\n")
-        message = ChatMessageAssistant(content=text, model=self.model_name, source="generate")
+        calls: list[ToolCall] = []
+        if any(t.name == "send_email" for t in tools):
+            to = recipient_of(input)
+            n = sum(isinstance(m, ChatMessageAssistant) for m in input)
+            calls = [
+                ToolCall(id=f"call_{n}", function="lookup_contact",
+                         arguments={"name_or_email": to})
+                if n == 0
+                else ToolCall(id=f"call_{n}", function="send_email",
+                              arguments={"to": to, "subject": "Update", "body": text})
+            ]
+        message = ChatMessageAssistant(content="" if calls else text, model=self.model_name,
+                                       source="generate", tool_calls=calls or None)
         return ModelOutput(
             model=self.model_name,
-            choices=[ChatCompletionChoice(message=message, stop_reason="stop")],
+            choices=[ChatCompletionChoice(message=message,
+                                          stop_reason="tool_calls" if calls else "stop")],
             usage=ModelUsage(input_tokens=10, output_tokens=12, total_tokens=22),
         )
 
