@@ -47,16 +47,29 @@ DEMO_TASKS: tuple[str, ...] = ("chat", "agentic", "draft")
 DEMO_CONDITIONS: tuple[str, ...] = ("prompted", "base")
 """The two conditions: persona system prompt on, and the plain base model (control)."""
 
+SMOLLM2_LABEL = "SmolLM2-135M-Instruct (135M parameters, dequantized from a 4-bit GGUF file)"
+
 DISCLAIMER = (
     "This is a DEMONSTRATION of charbench's machinery, not the study's numbers. The model is "
-    "SmolLM2-135M-Instruct (135M parameters, dequantized from a 4-bit GGUF file), the persona "
-    "comes from a system prompt rather than trained LoRA adapters, the classifier is a "
-    "zero-shot sentence-embedding model (much weaker than the released ModernBERT "
-    "classifiers), and there are only a handful of samples, so the confidence intervals are "
-    "wide. To reproduce the published results on a GPU see the README, section "
+    "{model}, the persona comes from a system prompt rather than trained LoRA adapters, the "
+    "classifier is {classifier}, and there are only a handful of samples, so the confidence "
+    "intervals are wide. To reproduce the published results on a GPU see the README, section "
     "'Reproducing the published study'."
 )
-"""Printed before and after every demo run."""
+"""Printed before and after every demo run (``{model}``, ``{classifier}`` filled in)."""
+
+
+def disclaimer(model: str | None, classifier: str) -> str:
+    """:data:`DISCLAIMER` for the model (None: SmolLM2) and classifier of this run."""
+    from charbench.scoring.classifiers import is_zeroshot
+
+    clf = (
+        "a zero-shot sentence-embedding model (much weaker than the released ModernBERT "
+        "classifiers)"
+        if is_zeroshot(classifier)
+        else classifier
+    )
+    return DISCLAIMER.format(model=model or SMOLLM2_LABEL, classifier=clf)
 
 
 @dataclass(frozen=True)
@@ -268,7 +281,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"charbench demo: {e}", file=err)
         return 2
     log_dir = Path(args.log_dir or default_log_dir())
-    print(DISCLAIMER + "\n", flush=True)
+    notice = disclaimer(args.model, args.classifier)
+    print(notice + "\n", flush=True)
 
     from charbench.assets import AssetError, prepare_smollm2
 
@@ -341,5 +355,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"Figure:  {fig}")
     print(f"Browse the transcripts (tool calls, emails, scores) with:\n  inspect view --log-dir "
           f"{log_dir}\n")
-    print(DISCLAIMER)
+    print(notice)
     return 0
