@@ -338,12 +338,15 @@ class HFLoraAPI(ModelAPI):
             seed=config.seed,
             stop_seqs=tuple(config.stop_seqs or ()),
         )
-        future = self._base.submit(prompt, self._adapter_name, settings, self.max_batch_size)
         if sniffio.current_async_library() == "asyncio":
+            future = self._base.submit_async(
+                prompt, self._adapter_name, settings, self.max_batch_size
+            )
             result = await asyncio.wrap_future(future)
         else:  # trio: wait in a worker thread
             import anyio
 
+            future = self._base.submit(prompt, self._adapter_name, settings, self.max_batch_size)
             result = await anyio.to_thread.run_sync(future.result)
 
         text = result.text
