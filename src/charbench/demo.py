@@ -355,7 +355,12 @@ def run(args: argparse.Namespace) -> int:
     success, logs = eval_set(
         tasks,
         log_dir=str(log_dir),
-        retry_attempts=0,
+        retry_attempts=0,  # a failure ends the run; rerunning resumes from the logs
+        retry_immediate=False,  # (only silences Inspect's warning about retry_attempts=0)
+        # One eval at a time: hf-lora batches every queued request into one left-padded
+        # generate, so running the chat evals beside the agentic ones would pad 60-token chat
+        # prompts to the 3,300-token agent prompt; on a CPU that costs more than it saves.
+        max_tasks=1,
         max_tokens=args.max_tokens,
         seed=args.seed,
         display=args.display,
