@@ -221,7 +221,10 @@ def build_plan(
     if "chat" in tasks:
         from charbench.chat_persona.dataset import load_prompt_source, select_rows
 
-        select_rows(load_prompt_source("builtin"), "heldout", n)  # raises if n is too large
+        try:
+            select_rows(load_prompt_source("builtin"), "heldout", n)
+        except ValueError as e:
+            raise ValueError(f"--n {n}: {e}") from e
     plan = []
     for task in (t for t in DEMO_TASKS if t in tasks):
         for condition in DEMO_CONDITIONS:

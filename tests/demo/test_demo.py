@@ -44,7 +44,7 @@ def test_defaults_plan_prompted_and_base_for_every_task() -> None:
     assert chat.n_samples == 3 * len(demo.DEMO_PERSONAS)
     agentic = plan[2]
     assert agentic.task_args["scaffold"] == "agentic"
-    assert agentic.task_args["max_turns"] == 4
+    assert agentic.task_args["max_turns"] == 3
     assert agentic.n_samples == len(demo.DEMO_SCENARIOS) * len(demo.DEMO_PERSONAS)
     assert plan[4].task_args["scaffold"] == "draft"
     assert "max_turns" not in plan[4].task_args
