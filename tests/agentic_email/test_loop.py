@@ -356,6 +356,7 @@ def test_hf_lora_scripted_json_replies_give_the_expected_outcomes(
         return future
 
     monkeypatch.setattr(SharedBase, "submit", fake_submit)
+    monkeypatch.setattr(SharedBase, "submit_async", fake_submit)
     (log,) = inspect_eval(
         agentic_email(
             personas="humor", scenarios=f"{FIRST.id},{SECOND.id}",
