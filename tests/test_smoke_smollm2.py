@@ -126,7 +126,7 @@ def test_demo_on_smollm2(smollm2: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
     log_dir = tmp_path / "demo"
     rc = main([
-        "demo", "--log-dir", str(log_dir), "--personas", "sarcasm,poeticism", "--n", "1",
+        "demo", "--log-dir", str(log_dir), "--personas", "poeticism", "--n", "1",
         "--scenarios", "recognition_v1", "--max-tokens", "32", "--max-turns", "1",
         "--display", "none",
     ])
