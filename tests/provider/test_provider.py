@@ -301,3 +301,21 @@ def test_token_counting_uses_model_tokenizer(llama_dir: Path,
     assert asyncio.run(model.api.tokenize(text)) == want
     n = asyncio.run(model.count_tokens([ChatMessageUser(content=text)]))
     assert n >= len(want)
+
+
+def test_prompts_of_very_different_lengths_are_not_padded_together(llama_dir: Path) -> None:
+    """A short chat prompt is not left-padded to a long agent prompt; outputs unchanged."""
+    model = _model(llama_dir)
+    shared = get_shared_base(str(llama_dir))
+    short = PROMPTS[0]
+    long = " ".join([PROMPTS[1]] * 40)
+    plan = [short, long, short, long]
+
+    async def together() -> list[ModelOutput]:
+        return await asyncio.gather(*(_gen(model, p) for p in plan))
+
+    before = shared.batches_run
+    batched = asyncio.run(together())
+    assert shared.batches_run - before == 2, "short and long prompts should run apart"
+    single = [asyncio.run(_gen(model, p)) for p in plan]
+    assert [o.completion for o in batched] == [o.completion for o in single]

@@ -87,6 +87,20 @@ class GenResult:
     batch_size: int
 
 
+BATCH_LENGTH_RATIO = 2.0
+"""Longest/shortest prompt (in characters) allowed in one batch, relative to its oldest
+request. Left padding makes every row cost the longest row's length: without this bound a
+60-token chat prompt batched with a 3,000-token agent prompt costs 50x its own work."""
+
+
+def _batchable(head: _Request, other: _Request) -> bool:
+    """Whether ``other`` may share a batch with ``head`` (same settings, similar length)."""
+    if other.settings != head.settings:
+        return False
+    a, b = max(len(head.prompt), 1), max(len(other.prompt), 1)
+    return max(a, b) / min(a, b) <= BATCH_LENGTH_RATIO
+
+
 @dataclass
 class _Request:
     prompt: str
@@ -393,8 +407,8 @@ class SharedBase:
                     pending.extend(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            head = pending[0]
-            batch = [r for r in pending if r.settings == head.settings][: head.max_batch_size]
+            head = pending[0]  # the oldest request is always served: no starvation
+            batch = [r for r in pending if _batchable(head, r)][: head.max_batch_size]
             taken = {id(r) for r in batch}
             pending = [r for r in pending if id(r) not in taken]
             batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
