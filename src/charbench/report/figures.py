@@ -72,14 +72,22 @@ def id_vs_ood(summary: pd.DataFrame, path: Path) -> Path:
         x = np.arange(len(conditions))
         for i, task in enumerate(tasks):
             sub = frame[frame["task"] == task].set_index("condition").reindex(conditions)
+            xs = x + (i - (len(tasks) - 1) / 2) * width
+            values = sub["macro_f1"].to_numpy(float)
             ax.bar(
-                x + (i - (len(tasks) - 1) / 2) * width,
-                sub["macro_f1"].to_numpy(float),
-                width,
-                yerr=_yerr(sub),
-                capsize=3,
-                label=TASK_LABELS.get(task, task),
+                xs, values, width, yerr=_yerr(sub), capsize=3, label=TASK_LABELS.get(task, task)
             )
+            # a missing bar must not pass for a zero: say why there is none
+            emailed = (
+                sub["n_emailed"].to_numpy(float)
+                if "n_emailed" in sub
+                else np.full(len(sub), np.nan)
+            )
+            present = sub["n"].notna().to_numpy() if "n" in sub else np.ones(len(sub), bool)
+            for xi, value, n_mail, has in zip(xs, values, emailed, present, strict=True):
+                if has and np.isnan(value):
+                    note = "0 emailed" if n_mail == 0 else "no scores"
+                    ax.text(xi, 0.02, note, rotation=90, ha="center", va="bottom", fontsize=7)
         chance = float(frame["chance"].iloc[0])
         ax.axhline(
             chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"
