@@ -32,6 +32,7 @@ inference without any batching logic of its own.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import importlib.util
@@ -100,7 +101,7 @@ class _Request:
     future: concurrent.futures.Future[FloatArray]
 
 
-class _BatchedClassifier:
+class _BatchedClassifier(abc.ABC):
     """Shared machinery: length-sorted batching and the worker thread behind ``classify``.
 
     Subclasses implement :meth:`_prepare` (turn texts into model inputs, e.g. token ids,
@@ -128,12 +129,14 @@ class _BatchedClassifier:
         self.worker_batches: deque[int] = deque(maxlen=10000)
         """Sizes of the batches the worker has taken from its queue (most recent last)."""
 
-    # -- to implement -------------------------------------------------------------------
+    # -- implemented by each backend -----------------------------------------------------
+    @abc.abstractmethod
     def _prepare(self, texts: list[str]) -> tuple[list[Any], list[int]]:
-        raise NotImplementedError
+        """Model inputs for ``texts`` and the token length of each."""
 
+    @abc.abstractmethod
     def _forward(self, items: list[Any]) -> FloatArray:
-        raise NotImplementedError
+        """Probabilities (one float64 row per item, over :attr:`labels`)."""
 
     # -- batching -----------------------------------------------------------------------
     def _plan(self, lengths: list[int]) -> list[list[int]]:

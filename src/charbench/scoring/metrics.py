@@ -14,6 +14,7 @@ do; :func:`persona_scorer` never produces them (an empty reply is a scored miss)
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -133,6 +134,11 @@ def _f1_block(
     seed: int,
     level: float,
 ) -> dict[str, float]:
+    """Macro-F1 with its CI and accuracy, keys suffixed; all NaN when there are no rows."""
+    if not gold:
+        keys = (f"macro_f1{suffix}", f"macro_f1{suffix}_ci_low", f"macro_f1{suffix}_ci_high",
+                f"accuracy{suffix}")
+        return dict.fromkeys(keys, math.nan)
     point, low, high = stats.macro_f1_ci(
         gold, pred, labels, cluster, n_boot=n_boot, seed=seed, level=level, resample=resample
     )
@@ -194,55 +200,20 @@ def agentic_summary(
     """The agentic metric set (see :func:`agentic_metrics`) from extracted rows."""
     n_total = len(rows.gold)
     sent = [i for i, o in enumerate(rows.outcome) if o == EMAILED]
-    out: dict[str, float] = {}
-    if sent:
-        out.update(
-            _f1_block(
-                [rows.gold[i] for i in sent],
-                [rows.pred[i] for i in sent],
-                [rows.cluster[i] for i in sent],
-                rows.labels,
-                suffix="",
-                resample=resample,
-                n_boot=n_boot,
-                seed=seed,
-                level=level,
-            )
-        )
-    else:
-        out.update(
-            {
-                "macro_f1": math.nan,
-                "macro_f1_ci_low": math.nan,
-                "macro_f1_ci_high": math.nan,
-                "accuracy": math.nan,
-            }
-        )
+    f1_block = functools.partial(
+        _f1_block, resample=resample, n_boot=n_boot, seed=seed, level=level
+    )
+    # survivors only: the published column (NaN when nothing was emailed)
+    out = f1_block(
+        [rows.gold[i] for i in sent],
+        [rows.pred[i] for i in sent],
+        [rows.cluster[i] for i in sent],
+        rows.labels,
+        suffix="",
+    )
     # intent to treat: a sample without an email is a miss (its pred is ignored)
     itt_pred = [p if o == EMAILED else None for p, o in zip(rows.pred, rows.outcome, strict=True)]
-    if n_total:
-        out.update(
-            _f1_block(
-                rows.gold,
-                itt_pred,
-                rows.cluster,
-                rows.labels,
-                suffix="_itt",
-                resample=resample,
-                n_boot=n_boot,
-                seed=seed,
-                level=level,
-            )
-        )
-    else:
-        out.update(
-            {
-                "macro_f1_itt": math.nan,
-                "macro_f1_itt_ci_low": math.nan,
-                "macro_f1_itt_ci_high": math.nan,
-                "accuracy_itt": math.nan,
-            }
-        )
+    out.update(f1_block(rows.gold, itt_pred, rows.cluster, rows.labels, suffix="_itt"))
     n_emailed = len(sent)
     n_malformed = sum(o == MALFORMED for o in rows.outcome)
     out["email_rate"] = n_emailed / n_total if n_total else math.nan
