@@ -31,6 +31,16 @@ Concurrency: unless ``--max-connections`` is given, Inspect applies adaptive con
 (starting at 20 concurrent calls), which caps how many requests can meet in one batch. For
 local generation pass ``--max-connections`` at least ``max_batch_size`` (e.g. 64).
 
+Tool choice: ``auto`` (default) lets the model decide; ``none`` hides the tools. ``any``
+requires a call: hf-lora prefills the opening of the call and the model picks the tool
+(:func:`~charbench.provider.tool_protocol.forced_call_prefix`). A ``ToolFunction`` requires
+that tool: with the json protocol, and when every required argument takes a string, the call
+is *guided*: hf-lora writes the call's JSON and the model writes each required argument's
+value in turn (optional arguments are left out), so the call is always well formed;
+otherwise (native protocol, non-string arguments) the name is prefilled and the model writes
+the arguments. The prefill is part of the logged completion; the ``ModelCall`` request
+records the tool choice, the prefill and the guided fields.
+
 Inspect's ``GenerateConfig`` supplies temperature, top_p, top_k, max_tokens (default
 2048), stop_seqs and seed. A seed seeds torch before each sampled batch; since a batch's
 random stream is shared by its rows, sampled outputs depend on batch composition.
@@ -39,8 +49,9 @@ random stream is shared by its rows, sampled outputs depend on batch composition
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sniffio
 from inspect_ai.model import (
@@ -59,7 +70,7 @@ from inspect_ai.model._model_info import (
     MODEL_INFO_LOOKUP_API_KEY,
     _get_custom_model_info,
 )
-from inspect_ai.tool import ToolChoice, ToolInfo
+from inspect_ai.tool import ToolChoice, ToolFunction, ToolInfo
 
 from charbench.personas import STAGES, released_base
 from charbench.provider import tool_protocol
@@ -67,8 +78,14 @@ from charbench.provider.chat import RAW_COMPLETION_KEY, ChatRenderer, load_chat_
 from charbench.provider.errors import HFLoraError
 from charbench.routing import PERSONA_PLACEHOLDER
 
+if TYPE_CHECKING:
+    from charbench.provider.engine import GenResult, GenSettings
+
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_NEW_TOKENS = 2048
+
+MAX_GUIDED_STEPS = 8
+"""Generations per argument value of a guided call (an escaped quote costs one more)."""
 
 KNOWN_ARGS = (
     "adapter",
@@ -338,18 +355,20 @@ class HFLoraAPI(ModelAPI):
             seed=config.seed,
             stop_seqs=tuple(config.stop_seqs or ()),
         )
-        if sniffio.current_async_library() == "asyncio":
-            future = self._base.submit_async(
-                prompt, self._adapter_name, settings, self.max_batch_size
+        guided = self._guided_fields(tool_choice, use_tools)
+        if guided is not None:
+            # a named tool is required: write the call's JSON, the model writes each value
+            prefill, guided_fields = "", guided[1]
+            result = await self._guided_call(prompt, guided[0], guided[1], settings)
+            text = result.text
+        else:
+            # a required call ("any", or a tool that cannot be guided): prefill its opening
+            guided_fields = None
+            prefill = tool_protocol.forced_call_prefix(
+                tool_choice, use_tools, self.tool_protocol, self._base.family
             )
-            result = await asyncio.wrap_future(future)
-        else:  # trio: wait in a worker thread
-            import anyio
-
-            future = self._base.submit(prompt, self._adapter_name, settings, self.max_batch_size)
-            result = await anyio.to_thread.run_sync(future.result)
-
-        text = result.text
+            result = await self._run(prompt + prefill, settings)
+            text = prefill + result.text
         if use_tools:
             if self.tool_protocol == "native":
                 parsed = tool_protocol.parse_native_tool_calls(self._base.family, text, use_tools)
@@ -384,6 +403,9 @@ class HFLoraAPI(ModelAPI):
                 "adapter": self.adapter_label(),
                 "adapter_name": self._adapter_name,
                 "tool_protocol": self.tool_protocol if use_tools else None,
+                "tool_choice": _tool_choice_str(tool_choice) if use_tools else None,
+                "prefill": prefill,
+                "guided_fields": guided_fields,
                 "generate_kwargs": json.loads(json.dumps(
                     {**settings.generate_kwargs(), "seed": settings.seed,
                      "stop_seqs": list(settings.stop_seqs)}, default=str)),
@@ -398,6 +420,78 @@ class HFLoraAPI(ModelAPI):
             time=result.time,
         )
         return output, call
+
+    async def _run(self, prompt: str, settings: GenSettings) -> GenResult:
+        """Queue one prompt for the shared worker and await its ``GenResult``."""
+        assert self._base is not None
+        if sniffio.current_async_library() == "asyncio":
+            future = self._base.submit_async(
+                prompt, self._adapter_name, settings, self.max_batch_size
+            )
+            return await asyncio.wrap_future(future)
+        import anyio  # trio: wait in a worker thread
+
+        future = self._base.submit(prompt, self._adapter_name, settings, self.max_batch_size)
+        return await anyio.to_thread.run_sync(future.result)
+
+    def _guided_fields(
+        self, tool_choice: ToolChoice, tools: list[ToolInfo]
+    ) -> tuple[ToolInfo, list[str]] | None:
+        """The forced tool and its guided fields, when this turn's call can be guided."""
+        if not isinstance(tool_choice, ToolFunction) or self.tool_protocol != "json":
+            return None
+        tool = next((t for t in tools if t.name == tool_choice.name), None)
+        if tool is None:
+            return None
+        fields = tool_protocol.guided_call_fields(tool)
+        return None if fields is None else (tool, fields)
+
+    async def _guided_call(
+        self, prompt: str, tool: ToolInfo, fields: list[str], settings: GenSettings
+    ) -> GenResult:
+        """Generate a forced call field by field: the JSON is ours, the values the model's.
+
+        For each required argument the prompt so far is extended with ``"name": "`` and the
+        model writes until an unescaped double quote (a quote after a backslash is part of
+        the value, and generation goes on) or its end-of-sequence token (which ends the
+        value). The ``max_tokens`` budget is shared by all fields; a value that runs out of
+        it leaves the call cut off, which the parser reports as such.
+
+        Returns:
+            A result whose text is the whole call block; token counts and times are summed
+            over the steps (each step is one queued generation, batched like any other).
+        """
+        from charbench.provider.engine import GenResult
+
+        text = tool_protocol.guided_call_head(tool)
+        budget = settings.max_new_tokens
+        n_in = n_out = 0
+        elapsed = 0.0
+        batch_size = 1
+        for i, field_name in enumerate(fields):
+            text += (", " if i else "") + json.dumps(field_name) + ': "'
+            closed = False
+            for _ in range(MAX_GUIDED_STEPS):
+                if budget <= 0:
+                    break
+                step = dataclasses.replace(settings, max_new_tokens=budget, stop_seqs=('"',))
+                result = await self._run(prompt + text, step)
+                n_in += result.input_tokens
+                n_out += result.output_tokens
+                elapsed += result.time
+                batch_size = result.batch_size
+                budget -= result.output_tokens
+                text += result.text
+                if result.stop_reason != "stop":
+                    break  # the length limit inside the value
+                escaped = (len(text) - len(text.rstrip("\\"))) % 2 == 1
+                text += '"'
+                if not escaped:
+                    closed = True
+                    break
+            if not closed:
+                return GenResult(text, n_in, n_out, "max_tokens", elapsed, batch_size)
+        return GenResult(text + "}}\n```", n_in, n_out, "stop", elapsed, batch_size)
 
     # ------------------------------------------------------------------ tokens
 
@@ -435,3 +529,8 @@ class HFLoraAPI(ModelAPI):
     def collapse_user_messages(self) -> bool:
         """Keep turns as given; the renderer merges where a template needs it."""
         return False
+
+
+def _tool_choice_str(tool_choice: ToolChoice) -> str:
+    """``auto``/``any``/``none``, or the name of a forced tool (for the logged request)."""
+    return tool_choice if isinstance(tool_choice, str) else f"function:{tool_choice.name}"

@@ -52,11 +52,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jsonschema
-from inspect_ai.tool import ToolCall, ToolInfo
+from inspect_ai.tool import ToolCall, ToolChoice, ToolFunction, ToolInfo
 from inspect_ai.util import JSONSchema
 
 __all__ = [
     "ParsedReply",
+    "forced_call_prefix",
+    "guided_call_fields",
+    "guided_call_head",
     "parse_native_tool_calls",
     "parse_tool_calls",
     "render_tool_calls",
@@ -209,6 +212,86 @@ def render_tool_instructions(tools: list[ToolInfo]) -> str:
         "- When you are finished and need no more tools, reply in plain text without a tool call.",
     ]
     return "\n".join(lines)
+
+
+def forced_call_prefix(
+    tool_choice: ToolChoice, tools: list[ToolInfo], protocol: Literal["json", "native"],
+    family: str = "",
+) -> str:
+    """The start of a tool call to prefill when ``tool_choice`` requires a call.
+
+    A local model has no API that enforces Inspect's ``tool_choice``, so ``hf-lora`` writes
+    the opening of the call itself and the model continues from there: with ``"any"`` the
+    model still picks the tool (the prefix stops inside the ``name`` string); with a
+    :class:`~inspect_ai.tool.ToolFunction` the name is fixed and the prefix stops where the
+    first argument key starts (or closes an empty argument object for a tool without
+    arguments). The prefix is part of the reply: parse ``prefix + completion``.
+
+    Args:
+        tool_choice: Inspect's tool choice for this turn.
+        tools: The tools offered this turn (Inspect keeps only the chosen one for a
+            ``ToolFunction``).
+        protocol: ``json`` (fenced block) or ``native`` (the family's own format).
+        family: The base model's ``model_type`` (native protocol only): ``llama*`` writes
+            ``{"name": ..., "parameters": ...}``, ``qwen*`` a ``<tool_call>`` block, any other
+            family the json protocol's fenced block.
+
+    Returns:
+        The text to append after the generation prompt; ``""`` for ``"auto"``/``"none"``,
+        when no tools are offered, or for a ``ToolFunction`` naming a tool not offered.
+    """
+    if not tools or tool_choice in ("auto", "none"):
+        return ""
+    fam = family.strip().lower() if protocol == "native" else ""
+    if fam.startswith("llama"):
+        opening, arg_key = "", "parameters"
+    elif fam.startswith("qwen"):
+        opening, arg_key = "<tool_call>\n", "arguments"
+    else:
+        opening, arg_key = f"{_FENCE}json\n", "arguments"
+    if isinstance(tool_choice, ToolFunction):
+        tool = next((t for t in tools if t.name == tool_choice.name), None)
+        if tool is None:
+            return ""
+        name = json.dumps(tool.name, ensure_ascii=False)
+        args_open = '{"' if tool.parameters.properties else "{}}"
+        return f'{opening}{{"name": {name}, "{arg_key}": {args_open}'
+    return f'{opening}{{"name": "'
+
+
+def _string_valued(schema: JSONSchema) -> bool:
+    """Whether a JSON string is a valid value for ``schema`` (``string`` or a union with it)."""
+    if schema.type == "string" or (isinstance(schema.type, list) and "string" in schema.type):
+        return not schema.enum
+    return any(_string_valued(s) for s in (schema.anyOf or []))
+
+
+def guided_call_fields(tool: ToolInfo) -> list[str] | None:
+    """The arguments a guided call asks the model for, or None if it cannot guide ``tool``.
+
+    A guided call (``hf-lora`` with a named ``tool_choice`` and the json protocol) writes
+    the JSON of the call itself and has the model write only the value of each required
+    argument, one string at a time, so the call is always well formed.
+
+    Args:
+        tool: The forced tool.
+
+    Returns:
+        The required argument names in schema order (optional arguments are left out, so
+        their defaults apply); ``[]`` for a tool without required arguments; None when a
+        required argument does not take a free string (a number, a boolean, an enum, an
+        object), in which case the caller falls back to :func:`forced_call_prefix`.
+    """
+    props = tool.parameters.properties
+    required = [name for name in props if name in set(tool.parameters.required)]
+    if any(not _string_valued(props[name]) for name in required):
+        return None
+    return required
+
+
+def guided_call_head(tool: ToolInfo) -> str:
+    """The opening of a guided json-protocol call, up to the argument object's ``{``."""
+    return f'{_FENCE}json\n{{"name": {json.dumps(tool.name, ensure_ascii=False)}, "arguments": {{'
 
 
 def render_tool_calls(calls: list[ToolCall]) -> str:
