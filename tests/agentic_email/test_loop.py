@@ -18,7 +18,7 @@ from fixtures.scripted_models import (
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import EvalLog, EvalSample
 from inspect_ai.model import ChatMessage, ChatMessageTool, ChatMessageUser, ModelOutput
-from inspect_ai.tool import ToolInfo
+from inspect_ai.tool import ToolFunction, ToolInfo
 
 from charbench.agentic_email.extract import extract_body
 from charbench.agentic_email.loop import email_agent
@@ -377,3 +377,69 @@ def test_hf_lora_scripted_json_replies_give_the_expected_outcomes(
     assert broken["outcome"] == "malformed" and broken["malformed_turns"] == 2
     # the provider put the tool list into the prompt the model saw
     assert all("send_email" in p and "lookup_contact" in p for p in prompts)
+
+
+# --------------------------------------------------------------------------- tool_choice
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "expected", "label"),
+    [("auto", "auto", "agentic"), ("any", "any", "agentic-any"),
+     ("send_email", ToolFunction("send_email"), "agentic-forced")],
+)
+def test_tool_choice_reaches_every_turn_and_labels_the_eval(
+    tool_choice: str, expected: Any, label: str, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    choices: list[Any] = []
+
+    def script(turn_no: int, messages: list[ChatMessage], tools: list[ToolInfo]) -> ModelOutput:
+        if turn_no == 0:
+            return tool_call("send_email", {"to": "nobody@nowhere.example", "subject": "x",
+                                            "body": BODY})
+        return _send(_scenario_of(messages))
+
+    (log,) = inspect_eval(
+        agentic_email(personas="humor", scenarios=FIRST.id, classifier=str(tiny_classifier),
+                      tool_choice=tool_choice),  # type: ignore[arg-type]
+        model=scripted_model(script, choices=choices),
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    assert choices == [expected, expected]  # the failed send, then the sent one
+    meta = (log.eval.metadata or {})["charbench"]
+    assert meta["task"] == label and meta["tool_choice"] == tool_choice
+    (sample,) = log.samples or []
+    assert _score_md(sample)["outcome"] == "emailed"
+
+
+def test_tool_choice_is_validated_early() -> None:
+    with pytest.raises(ValueError, match="unknown tool_choice 'always'; choose one of auto"):
+        agentic_email(personas="humor", scenarios=FIRST.id, classifier="zeroshot",
+                      tool_choice="always")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="applies to the agentic scaffold only"):
+        agentic_email(personas="humor", scenarios=FIRST.id, classifier="zeroshot",
+                      scaffold="draft", tool_choice="send_email")
+    with pytest.raises(ValueError, match="unknown tool_choice"):
+        email_agent(lambda state: [], tool_choice="sometimes")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_forced_send_on_hf_lora_tiny_model_always_writes_a_well_formed_call(
+    tiny_llama: Path, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """A random tiny model cannot call tools; with tool_choice=send_email every turn is a
+    guided send_email call, well formed unless a value ran out of tokens."""
+    (log,) = inspect_eval(
+        agentic_email(personas="humor", scenarios=FIRST.id, classifier=str(tiny_classifier),
+                      max_turns=2, max_tokens=24, tool_choice="send_email"),
+        model=f"hf-lora/{tiny_llama}",
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    (sample,) = log.samples or []
+    calls = [c for m in sample.messages if m.role == "assistant" for c in m.tool_calls or []]
+    assert len(calls) == 2 and all(c.function == "send_email" for c in calls)
+    assert all(c.parse_error is None or "cut off" in c.parse_error for c in calls)
+    assert _score_md(sample)["outcome"] in ("emailed", "turn_limit", "malformed")

@@ -13,6 +13,12 @@ stops at the first of:
   ``parse_error`` (the tool protocol could not read it).
 - ``turn_limit``: ``max_turns`` model turns without any of the above.
 
+With ``tool_choice`` other than ``"auto"`` every turn must call a tool (``"any"``: the model
+picks which; ``"send_email"``: that tool), passed to the model as Inspect's ``tool_choice``;
+``hf-lora`` enforces it by prefilling the opening of the call. The rollout can then end only
+as ``emailed``, ``malformed`` or ``turn_limit``. This is for models that cannot call tools
+unprompted (the demo's 135M model); the study's setting is ``"auto"``.
+
 A failing tool call (missing or mistyped arguments, an unknown recipient, a parse error)
 goes back to the model as a tool error and the loop continues. The outcome and counters are
 kept in the sample store (:class:`Episode`), which the log shows and the scorer reads.
@@ -25,17 +31,36 @@ from typing import Literal
 
 from inspect_ai.model import ChatMessageAssistant, execute_tools
 from inspect_ai.solver import Generate, Solver, TaskState, solver
-from inspect_ai.tool import Tool
+from inspect_ai.tool import Tool, ToolChoice, ToolFunction
 from inspect_ai.util import StoreModel
 from pydantic import Field
 
 from charbench._generation import generate_for_persona, generation_config, persona_model
 from charbench.agentic_email.tools import SentEmail
 
-__all__ = ["OUTCOMES", "Episode", "Outcome", "email_agent", "single_reply"]
+__all__ = [
+    "OUTCOMES",
+    "TOOL_CHOICES",
+    "AgentToolChoice",
+    "Episode",
+    "Outcome",
+    "email_agent",
+    "single_reply",
+]
 
 Outcome = Literal["emailed", "no_email", "malformed", "turn_limit"]
 OUTCOMES: tuple[Outcome, ...] = ("emailed", "no_email", "malformed", "turn_limit")
+
+AgentToolChoice = Literal["auto", "any", "send_email"]
+TOOL_CHOICES: tuple[AgentToolChoice, ...] = ("auto", "any", "send_email")
+"""The agent's tool-choice policies: the model decides (``auto``, the study's setting), must
+call some tool each turn (``any``), or must call ``send_email`` each turn (``send_email``)."""
+
+_CHOICE: dict[str, ToolChoice] = {
+    "auto": "auto",
+    "any": "any",
+    "send_email": ToolFunction("send_email"),
+}
 
 
 class Episode(StoreModel):
@@ -59,7 +84,11 @@ class Episode(StoreModel):
     final_text: str = Field(default="")
 
 
-def _check_limits(max_turns: int, max_malformed: int) -> None:
+def _check_limits(max_turns: int, max_malformed: int, tool_choice: str = "auto") -> None:
+    if tool_choice not in TOOL_CHOICES:
+        raise ValueError(
+            f"unknown tool_choice {tool_choice!r}; choose one of {', '.join(TOOL_CHOICES)}"
+        )
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
         raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
     if isinstance(max_malformed, bool) or not isinstance(max_malformed, int) or max_malformed < 1:
@@ -71,6 +100,7 @@ def email_agent(
     tools_for: Callable[[TaskState], Sequence[Tool]],
     max_turns: int = 8,
     max_malformed: int = 4,
+    tool_choice: AgentToolChoice = "auto",
 ) -> Solver:
     """The agentic rollout: generate, execute all tool calls, repeat until an outcome.
 
@@ -80,15 +110,20 @@ def email_agent(
         max_turns: Model turns allowed (default 8); reaching it gives ``turn_limit``.
         max_malformed: Consecutive all-malformed turns allowed (default 4); reaching it gives
             ``malformed``.
+        tool_choice: ``"auto"`` (default: the model decides, the study's setting),
+            ``"any"`` (each turn must call a tool) or ``"send_email"`` (each turn must call
+            ``send_email``); see :data:`TOOL_CHOICES`.
 
     Returns:
         A solver. It needs ``state.metadata["persona"]`` (the sample's gold persona) to
         route generation to that persona's model.
 
     Raises:
-        ValueError: ``max_turns`` or ``max_malformed`` is not a positive integer.
+        ValueError: ``max_turns`` or ``max_malformed`` is not a positive integer, or
+            ``tool_choice`` is not one of :data:`TOOL_CHOICES`.
     """
-    _check_limits(max_turns, max_malformed)
+    _check_limits(max_turns, max_malformed, tool_choice)
+    choice = _CHOICE[tool_choice]
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         persona = state.metadata.get("persona")
@@ -106,7 +141,9 @@ def email_agent(
             if episode.turns >= max_turns:
                 outcome = "turn_limit"
                 break
-            output = await model.generate(state.messages, tools, config=config)
+            output = await model.generate(
+                state.messages, tools, tool_choice=choice, config=config
+            )
             state.output = output
             message: ChatMessageAssistant = output.message
             state.messages.append(message)

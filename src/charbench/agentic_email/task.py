@@ -20,7 +20,7 @@ from inspect_ai.solver import TaskState
 from inspect_ai.tool import Tool
 
 from charbench.agentic_email.extract import extract_body
-from charbench.agentic_email.loop import Episode, email_agent, single_reply
+from charbench.agentic_email.loop import TOOL_CHOICES, Episode, email_agent, single_reply
 from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
@@ -36,10 +36,14 @@ from charbench.scoring import (
     resolve_classifier,
 )
 
-__all__ = ["TASK_LABELS", "agentic_email", "email_text"]
+__all__ = ["FORCED_LABELS", "TASK_LABELS", "agentic_email", "email_text"]
 
 TASK_LABELS: dict[str, str] = {"agentic": "agentic", "draft": "draft", "chat": "chat-email"}
 """The eval-metadata ``task`` label of each scaffold (what ``charbench report`` groups by)."""
+
+FORCED_LABELS: dict[str, str] = {"any": "agentic-any", "send_email": "agentic-forced"}
+"""The ``task`` label of the agentic scaffold under a required tool choice: such rollouts
+measure something else (the model did not choose to email), so they form their own cells."""
 
 _RESAMPLE = ("cluster", "row")
 
@@ -164,6 +168,7 @@ def agentic_email(
     scaffold: Literal["agentic", "draft", "chat"] = "agentic",
     max_turns: int = 8,
     max_malformed: int = 4,
+    tool_choice: Literal["auto", "any", "send_email"] = "auto",
     persona_prompt: bool = False,
     classifier: str | None = None,
     restrict_to_evaluated: bool = False,
@@ -197,6 +202,14 @@ def agentic_email(
             Agentic scaffold only.
         max_malformed: Consecutive turns whose every tool call failed to parse before the
             rollout ends as ``malformed`` (default 4). Agentic scaffold only.
+        tool_choice: ``"auto"`` (default, the study's setting): the model decides each turn
+            whether and which tool to call. ``"any"``: each turn must call some tool;
+            ``"send_email"``: each turn must call ``send_email`` (``hf-lora`` prefills the
+            opening of the call; API models get Inspect's ``tool_choice``). For models that
+            cannot call tools unprompted (the demo's 135M model): the email rate then says
+            nothing about the model's choices, so such evals are labelled
+            ``agentic-any``/``agentic-forced`` and never pooled with ``agentic``. Agentic
+            scaffold only.
         persona_prompt: Prompted condition: put the persona's description first in the
             system prompt (default False; the persona must come from the model).
         classifier: Persona classifier: a Hub id or local path of a sequence classifier,
@@ -218,7 +231,8 @@ def agentic_email(
         :data:`charbench.reliability.SAMPLE_ERROR_TOLERANCE`; ``--fail-on-error`` overrides).
 
     Raises:
-        ValueError: an unknown persona, scenario, scaffold or resample value (the message
+        ValueError: an unknown persona, scenario, scaffold, tool_choice or resample value,
+            a tool_choice other than ``"auto"`` outside the agentic scaffold (the message
             lists the valid choices), a non-positive ``max_turns``/``max_malformed``/
             ``max_tokens``, an out-of-range ``temperature``/``top_p``, a non-boolean flag,
             or a classifier whose labels do not cover the personas.
@@ -228,6 +242,15 @@ def agentic_email(
         raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
     if resample not in _RESAMPLE:
         raise ValueError(f"unknown resample {resample!r}; choose one of {', '.join(_RESAMPLE)}")
+    if tool_choice not in TOOL_CHOICES:
+        raise ValueError(
+            f"unknown tool_choice {tool_choice!r}; choose one of {', '.join(TOOL_CHOICES)}"
+        )
+    if tool_choice != "auto" and scaffold != "agentic":
+        raise ValueError(
+            f"tool_choice={tool_choice!r} applies to the agentic scaffold only (the "
+            f"{scaffold!r} scaffold has no tools); leave it at 'auto'"
+        )
     _check_int("max_turns", max_turns, 1)
     _check_int("max_malformed", max_malformed, 1)
     _check_int("max_tokens", max_tokens, 1)
@@ -254,12 +277,14 @@ def agentic_email(
         return workplace_tools(tools_by_scenario[state.metadata["scenario"]], workplace)
 
     solver = (
-        email_agent(tools_for, max_turns=max_turns, max_malformed=max_malformed)
+        email_agent(
+            tools_for, max_turns=max_turns, max_malformed=max_malformed, tool_choice=tool_choice
+        )
         if scaffold == "agentic"
         else single_reply()
     )
     metadata: dict[str, Any] = {
-        "task": TASK_LABELS[scaffold],
+        "task": FORCED_LABELS.get(tool_choice, TASK_LABELS[scaffold]),
         "base": base_model_name(model) if model is not None else None,
         "condition": condition or (condition_name(model) if model is not None else None),
         "classifier": spec,
@@ -270,6 +295,7 @@ def agentic_email(
         "scenarios": [s.id for s in scenario_list],
         "max_turns": max_turns,
         "max_malformed": max_malformed,
+        "tool_choice": tool_choice,
     }
     return Task(
         dataset=MemoryDataset(

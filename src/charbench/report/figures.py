@@ -17,12 +17,16 @@ from matplotlib.figure import Figure
 from charbench.personas import released_base
 from charbench.report.tables import ID_TASK, condition_sort_key
 
-TASK_ORDER: tuple[str, ...] = ("chat", "chat-email", "draft", "agentic")
+TASK_ORDER: tuple[str, ...] = (
+    "chat", "chat-email", "draft", "agentic-forced", "agentic-any", "agentic"
+)
 """Tasks from most to least chat-like, the order of bars and lines."""
 TASK_LABELS: dict[str, str] = {
     "chat": "ID chat",
     "chat-email": "chat email (control)",
     "draft": "draft email (control)",
+    "agentic-forced": "agentic email (send_email forced)",
+    "agentic-any": "agentic email (tool call forced)",
     "agentic": "agentic email",
 }
 

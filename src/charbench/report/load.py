@@ -30,7 +30,9 @@ POOL_KEYS: tuple[str, ...] = (
 )
 """Eval-metadata keys that must agree between all logs pooled into one cell."""
 
-AGENTIC_TASKS: frozenset[str] = frozenset({"agentic", "draft", "chat-email"})
+AGENTIC_TASKS: frozenset[str] = frozenset(
+    {"agentic", "agentic-any", "agentic-forced", "draft", "chat-email"}
+)
 """Eval-metadata task names of the agentic_email task's scaffolds (email outcomes)."""
 
 _EXCLUDE_FIELDS = {"messages", "events", "timelines", "attachments", "output", "store"}
