@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import sys
@@ -25,7 +26,7 @@ from charbench.agentic_email.tools import (
     WorkplaceSim,
     workplace_tools,
 )
-from charbench.agentic_email.workplace import load_workplace
+from charbench.agentic_email.workplace import Person, load_workplace
 
 ALL = load_scenarios()
 
@@ -195,7 +196,7 @@ def test_send_email_errors_are_readable_and_nothing_is_sent() -> None:
         s,
         [
             ("send_email", {"to": "ghost@brightwater.example", "subject": "x", "body": "y"}),
-            ("send_email", {"to": "Priya Raman", "subject": "x", "body": "y"}),
+            ("send_email", {"to": "Priya Ramen", "subject": "x", "body": "y"}),
             ("send_email", {"to": s.recipient, "subject": "x", "body": "   "}),
             ("send_email", {"to": s.recipient, "subject": "x"}),  # missing body
             ("send_email", {"to": s.recipient, "subject": "x", "body": ["not", "text"]}),
@@ -203,7 +204,8 @@ def test_send_email_errors_are_readable_and_nothing_is_sent() -> None:
     )
     assert all(m.error is not None for m in msgs)
     assert "ghost@brightwater.example" in msgs[0].error.message  # type: ignore[union-attr]
-    assert "Did you mean priya.raman@brightwater.example" in msgs[1].error.message  # type: ignore[union-attr]
+    assert "'Priya Ramen' in 'to' is not an email address" in msgs[1].error.message  # type: ignore[union-attr]
+    assert "Did you mean: Priya Raman" in msgs[1].error.message  # type: ignore[union-attr]
     assert "'body' is empty" in msgs[2].error.message  # type: ignore[union-attr]
     assert "body" in msgs[3].error.message  # type: ignore[union-attr]
     email = store_as(SentEmail)
@@ -337,3 +339,140 @@ def test_tools_have_no_side_effects(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         active[0] = False
     assert events == []
+
+
+# ----------------------------------------------------------------- recipients by name
+
+AISHA = "aisha.karimi@brightwater.example"
+PRIYA = "priya.raman@brightwater.example"
+MARCUS = "marcus.bell@brightwater.example"
+AISHA_PATEL = "aisha.patel@brightwater.example"
+
+
+def with_second_aisha() -> Scenario:
+    """ALL[0] with one more contact who shares Aisha Karimi's first name."""
+    s = ALL[0]
+    extra = Person(name="Aisha Patel", email=AISHA_PATEL, title="Data Analyst", team="Finance")
+    stubs = dataclasses.replace(s.stubs, contacts=(*s.stubs.contacts, extra))
+    return dataclasses.replace(s, stubs=stubs)
+
+
+def test_a_unique_first_name_resolves_to_the_address() -> None:
+    s = ALL[0]
+    (msg,) = run_calls(s, [("send_email", {"to": "Aisha", "subject": "Hi", "body": "Hello"})])
+    assert msg.error is None, msg.error
+    assert msg.text.startswith(f"Email sent to Aisha Karimi <{AISHA}> ")
+    email = store_as(SentEmail)
+    assert email.sent and email.to == [AISHA] and email.cc == []
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "Aisha Karimi",
+        "aisha karimi",
+        "AISHA KARIMI",
+        "  Aisha   Karimi ",
+        "Karimi",
+        "aisha",
+        "Ms Aisha Karimi",
+        "Dr. Karimi",
+        ["Aisha Karimi"],
+    ],
+)
+def test_names_resolve_case_insensitively(given: str | list[str]) -> None:
+    sim = WorkplaceSim(ALL[0])
+    assert sim.parse_recipients(given, "to", required=True) == [AISHA]
+
+
+def test_whole_words_of_a_longer_name_resolve_but_fragments_do_not() -> None:
+    sim = WorkplaceSim(ALL[0])
+    assert sim.parse_recipients("Mei Lin", "to", required=True) == [
+        "meilin.chow@brightwater.example"
+    ]
+    assert sim.parse_recipients("bram de vries", "to", required=True) == [
+        "bram.devries@greenway.example"
+    ]
+    for fragment in ("Aish", "Karim", "de", "Finance", "Aisha Raman", "Karimi Aisha"):
+        with pytest.raises(ToolError, match="is not an email address or the name of anyone"):
+            sim.parse_recipients(fragment, "to", required=True)
+
+
+def test_an_ambiguous_name_lists_the_candidates_and_sends_nothing() -> None:
+    s = with_second_aisha()
+    sim = WorkplaceSim(s)
+    with pytest.raises(ToolError) as err:
+        sim.parse_recipients("aisha", "to", required=True)
+    message = err.value.message
+    assert "'aisha' in 'to' matches 2 people" in message
+    assert f"Aisha Karimi <{AISHA}>" in message and f"Aisha Patel <{AISHA_PATEL}>" in message
+    assert "give the email address" in message
+    # a full name, or the other last name, is still unique
+    assert sim.parse_recipients("Aisha Patel", "to", required=True) == [AISHA_PATEL]
+    assert sim.parse_recipients("Karimi", "cc", required=False) == [AISHA]
+    (msg,) = run_calls(s, [("send_email", {"to": "Aisha", "subject": "x", "body": "y"})])
+    assert msg.error is not None and "matches 2 people" in msg.error.message
+    email = store_as(SentEmail)
+    assert not email.sent and email.to == [] and email.attempts == 1
+
+
+def test_an_exact_full_name_beats_a_longer_name_containing_it() -> None:
+    s = ALL[0]
+    extra = Person(name="Mei Lin", email="mei.lin@brightwater.example", title="Intern", team="Ops")
+    stubs = dataclasses.replace(s.stubs, contacts=(*s.stubs.contacts, extra))
+    sim = WorkplaceSim(dataclasses.replace(s, stubs=stubs))
+    assert sim.parse_recipients("mei lin", "to", required=True) == ["mei.lin@brightwater.example"]
+    with pytest.raises(ToolError, match="matches 2 people"):
+        sim.parse_recipients("Mei", "to", required=True)
+
+
+def test_unknown_names_and_addresses_still_error() -> None:
+    s = ALL[0]
+    msgs = run_calls(
+        s,
+        [
+            ("send_email", {"to": "Zed Nobody", "subject": "x", "body": "y"}),
+            ("send_email", {"to": "ghost@brightwater.example", "subject": "x", "body": "y"}),
+            ("send_email", {"to": "Aisha", "cc": "Zed Nobody", "subject": "x", "body": "y"}),
+            ("send_email", {"to": "Aisha", "cc": "aisha@brightwater", "subject": "x", "body": "y"}),
+        ],
+    )
+    errors = [m.error.message if m.error else "" for m in msgs]
+    assert "'Zed Nobody' in 'to' is not an email address" in errors[0]
+    assert "No one with the address ghost@brightwater.example is in the directory" in errors[1]
+    assert "'Zed Nobody' in 'cc' is not an email address" in errors[2]
+    # something with an @ is an address attempt, never a name
+    assert "'aisha@brightwater' in 'cc' is not an email address" in errors[3]
+    assert not store_as(SentEmail).sent
+
+
+def test_cc_names_resolve_and_dedupe_against_to() -> None:
+    s = ALL[0]
+    (msg,) = run_calls(
+        s,
+        [
+            (
+                "send_email",
+                {
+                    "to": "Aisha, priya raman",
+                    "cc": ["Karimi", "Marcus Bell", MARCUS, "marcus"],
+                    "subject": "Sync",
+                    "body": "Hello all",
+                },
+            )
+        ],
+    )
+    assert msg.error is None, msg.error
+    email = store_as(SentEmail)
+    assert email.to == [AISHA, PRIYA] and email.cc == [MARCUS]
+    assert f"Aisha Karimi <{AISHA}>, Priya Raman <{PRIYA}>" in msg.text
+    assert f"cc Marcus Bell <{MARCUS}>" in msg.text
+
+
+def test_send_email_describes_name_recipients() -> None:
+    (send,) = [ToolDef(t) for t in workplace_tools(ALL[0]) if ToolDef(t).name == "send_email"]
+    to, cc = send.parameters.properties["to"], send.parameters.properties["cc"]
+    to_text, cc_text = (" ".join((p.description or "").split()) for p in (to, cc))
+    assert "name of someone in the directory" in to_text and "resolved to their" in to_text
+    assert "names of people in the directory" in cc_text
+    assert [t.type for t in to.anyOf or []] == ["string", "array"]

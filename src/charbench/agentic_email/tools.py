@@ -11,10 +11,10 @@ Actions leave their trace only in the sample's store: ``send_email`` in :class:`
 :class:`WorkplaceLog`.
 
 Invalid input (an empty required argument, an address that is not in the directory, a
-meeting id that does not exist, a date that cannot be read) raises
-:class:`inspect_ai.tool.ToolError`: the model sees the message and the loop goes on. Missing
-or mistyped arguments are caught earlier by Inspect's schema validation, which also reports
-back to the model.
+recipient name that matches no one or several people, a meeting id that does not exist, a
+date that cannot be read) raises :class:`inspect_ai.tool.ToolError`: the model sees the
+message and the loop goes on. Missing or mistyped arguments are caught earlier by
+Inspect's schema validation, which also reports back to the model.
 
 The logic lives in :class:`WorkplaceSim`, a pure synchronous object that the scenario
 loader also uses to check that each scenario's facts are really what its tools return.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from datetime import date as date_cls
@@ -198,6 +199,47 @@ def _score(tokens: Sequence[str], text: str) -> int:
     return sum(1 for t in tokens if _stem(t) in text)
 
 
+_TITLES = frozenset(
+    {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame", "madam"}
+)
+"""Courtesy titles dropped from the front of a name given as a recipient."""
+
+_PARTICLES = frozenset(
+    {"de", "van", "von", "der", "den", "da", "di", "du", "la", "le", "del", "della", "dos"}
+    | {"das", "bin", "ibn", "al", "el", "st", "mac", "mc", "ter", "ten", "y"}
+)
+"""Name particles: a recipient given only as these ("de") names no one."""
+
+
+def _name_words(text: str) -> tuple[str, ...]:
+    """The words of a person's name: case- and accent-folded, punctuation dropped
+    (hyphenated and apostrophe'd words stay whole)."""
+    plain = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).casefold()
+    return tuple(re.findall(r"[^\W_]+(?:['\u2019-][^\W_]+)*", plain))
+
+
+def _query_name_words(text: str) -> tuple[str, ...]:
+    """:func:`_name_words` of a name given as a recipient, leading titles ("Ms", "Dr.")
+    dropped."""
+    words = _name_words(text)
+    while len(words) > 1 and words[0] in _TITLES:
+        words = words[1:]
+    return words
+
+
+@functools.lru_cache(maxsize=4096)
+def _person_name_words(p: Person) -> tuple[str, ...]:
+    return _name_words(p.name)
+
+
+def _names(words: Sequence[str], p: Person) -> bool:
+    """Whether ``words`` are whole consecutive words of ``p``'s name: the full name, the
+    first or last name, or a run such as "Mei Lin" of "Mei Lin Chow"."""
+    name, n = _person_name_words(p), len(words)
+    return n > 0 and any(name[i : i + n] == tuple(words) for i in range(len(name) - n + 1))
+
+
 @functools.lru_cache(maxsize=4096)
 def _person_hay(p: Person) -> str:
     return _norm(f"{p.name} {p.email} {p.title} {p.team}")
@@ -273,6 +315,21 @@ class WorkplaceSim:
             return hits[0]
         name_hits = [p for p in hits if _norm(query) in p.name.casefold()]
         return name_hits[0] if len(name_hits) == 1 else None
+
+    def people_named(self, name: str) -> list[Person]:
+        """The people whose name ``name`` plausibly is, as an address book resolves it:
+        their full name, first or last name, or a run of whole words of the full name
+        (case- and accent-insensitive, courtesy titles such as "Ms" or "Dr." ignored).
+        Someone whose full name it is exactly wins over partial matches. Anything with an
+        ``@`` is an address, not a name, and names no one."""
+        if "@" in name:
+            return []
+        words = _query_name_words(name)
+        if all(w in _PARTICLES or w in _TITLES for w in words):
+            return []
+        hits = [p for p in self.people if _names(words, p)]
+        exact = [p for p in hits if _person_name_words(p) == words]
+        return exact or hits
 
     def _suggest(self, query: str) -> str:
         names = [p.name for p in self.people] + [p.email for p in self.people]
@@ -520,9 +577,14 @@ class WorkplaceSim:
     ) -> list[str]:
         """Directory addresses in ``value`` (a string with commas/semicolons, or a list).
 
+        An item without an address that names exactly one person in the directory (see
+        :meth:`people_named`) stands for that person's address, as in a mail client's
+        address book.
+
         Raises:
-            ToolError: a blank required value, a name instead of an address, or an address
-                that is not in the directory (with suggestions).
+            ToolError: a blank required value, a name that matches no one or several people
+                (listing them), or an address that is not in the directory (with
+                suggestions).
         """
         if value is None:
             items: list[str] = []
@@ -544,9 +606,7 @@ class WorkplaceSim:
         for item in items:
             found = EMAIL_RE.findall(item)
             if not found:
-                who = self.find_person(item)
-                hint = f" Did you mean {who.email}?" if who else self._suggest(item)
-                raise ToolError(f"'{item.strip()}' in '{name}' is not an email address.{hint}")
+                found = [self._resolve_name(item, name)]
             for addr in (a.lower() for a in found):
                 if addr not in self._by_email:
                     raise ToolError(
@@ -557,6 +617,30 @@ class WorkplaceSim:
                 if addr not in out:
                     out.append(addr)
         return out
+
+    def _resolve_name(self, item: str, field: str) -> str:
+        """The address of the one person ``item`` (no address in it) names in ``field``.
+
+        Raises:
+            ToolError: nobody by that name (with suggestions), or several people.
+        """
+        q = item.strip()
+        hits = self.people_named(q)
+        if len(hits) == 1:
+            return hits[0].email
+        if hits:
+            shown = ", ".join(f"{p.name} <{p.email}>" for p in hits[:8])
+            more = f" and {len(hits) - 8} more" if len(hits) > 8 else ""
+            raise ToolError(
+                f"'{q}' in '{field}' matches {len(hits)} people in the directory: "
+                f"{shown}{more}. Nothing was sent; give the email address of the one you mean."
+            )
+        who = self.find_person(q)
+        hint = f" Did you mean {who.email}?" if who else self._suggest(q)
+        raise ToolError(
+            f"'{q}' in '{field}' is not an email address or the name of anyone in the "
+            f"directory.{hint}"
+        )
 
     def check_email(
         self,
@@ -582,7 +666,8 @@ class WorkplaceSim:
     ) -> str:
         to_list, cc_list, subj, text = self.check_email(to, subject, body, cc)
         names = ", ".join(f"{self._by_email[a].name} <{a}>" for a in to_list)
-        ccs = f", cc {', '.join(cc_list)}" if cc_list else ""
+        ccs = ", ".join(f"{self._by_email[a].name} <{a}>" for a in cc_list)
+        ccs = f", cc {ccs}" if cc_list else ""
         return (
             f"Email sent to {names}{ccs} with subject '{subj or '(no subject)'}' "
             f"({len(text.split())} words) at {self.now:%Y-%m-%d %H:%M}."
@@ -773,11 +858,14 @@ def _send_email(sim: WorkplaceSim) -> Tool:
         """Send an email from the account of the person you act for.
 
         Args:
-            to: Recipient email address(es): one address, several separated by commas, or a
-                list. Every address must be in the company directory.
+            to: Recipient(s): one email address, several separated by commas, or a list.
+                Every address must be in the company directory. The name of someone in the
+                directory (e.g. "Priya Raman") is also accepted and resolved to their
+                address when it names exactly one person.
             subject: The subject line.
             body: The full text of the email.
-            cc: Optional address(es) to copy, in the same form as `to`.
+            cc: Optional recipient(s) to copy, in the same form as `to` (addresses, or
+                names of people in the directory).
 
         Returns:
             A confirmation with the recipients and subject.
