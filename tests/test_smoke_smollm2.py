@@ -136,3 +136,16 @@ def test_demo_on_smollm2(smollm2: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert len(list(log_dir.glob("*.eval"))) == 6
     assert (log_dir / "report" / "figures" / "id_vs_ood.png").is_file()
     assert (log_dir / "report" / "summary.csv").is_file()
+    # the agentic eval forces send_email: every turn is a send_email call the model wrote
+    from inspect_ai.log import read_eval_log
+
+    agentic = [
+        log for log in (read_eval_log(str(p)) for p in log_dir.glob("*.eval"))
+        if (log.eval.metadata or {})["charbench"]["task"] == "agentic-forced"
+    ]
+    assert len(agentic) == 2
+    for log in agentic:
+        for sample in log.samples or []:
+            calls = [c for m in sample.messages if m.role == "assistant"
+                     for c in m.tool_calls or []]
+            assert calls and all(c.function == "send_email" for c in calls)

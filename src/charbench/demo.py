@@ -16,7 +16,7 @@ What it runs (defaults in brackets):
 
    ``chat_persona`` uses ``--n`` [3] of the everyday prompts shipped with charbench;
    ``agentic_email`` (``scaffold=agentic``, the tool loop that ends in ``send_email``, at most
-   ``--max-turns`` [3] turns) and its draft control (``scaffold=draft``) use ``--scenarios``
+   ``--max-turns`` [2] turns) and its draft control (``scaffold=draft``) use ``--scenarios``
    [recognition_v1]. SmolLM2-135M never calls a tool on its own (its every reply is prose),
    so the agentic eval runs with ``--tool-choice`` [send_email]: each turn must call
    ``send_email``, the provider prefills the opening of the call and the model writes the
@@ -168,8 +168,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="new tokens per reply and per agent turn (default 128)",
     )
     parser.add_argument(
-        "--max-turns", type=_positive_int, default=3,
-        help="model turns per agentic rollout (default 3)",
+        "--max-turns", type=_positive_int, default=2,
+        help="model turns per agentic rollout (default 2)",
     )
     parser.add_argument(
         "--tool-choice", default=DEMO_TOOL_CHOICE, choices=["auto", "any", "send_email"],

@@ -45,7 +45,7 @@ def test_defaults_plan_prompted_and_base_for_every_task() -> None:
     assert chat.n_samples == 3 * len(demo.DEMO_PERSONAS)
     agentic = plan[2]
     assert agentic.task_args["scaffold"] == "agentic"
-    assert agentic.task_args["max_turns"] == 3
+    assert agentic.task_args["max_turns"] == 2
     # SmolLM2-135M never calls a tool unprompted: the demo forces send_email (labelled so)
     assert agentic.task_args["tool_choice"] == "send_email"
     assert agentic.n_samples == len(demo.DEMO_SCENARIOS) * len(demo.DEMO_PERSONAS)

@@ -127,57 +127,77 @@ def test_any_prefills_the_call_opening_and_the_model_picks_the_tool(
     assert out.message.metadata[RAW_COMPLETION_KEY].startswith('```json\n{"name": "lookup')
 
 
-def test_named_tool_is_guided_one_value_at_a_time(
+def test_a_model_that_follows_the_shape_writes_the_call_in_one_generation(
     llama_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # scripted values, as the engine returns them: truncated before the stop quote
-    values = {
-        '"to": "': ["Aisha Karimi"],
-        '"subject": "': ["Thank you"],
-        # the body has an escaped quote: the first stop is escaped, generation goes on
-        '"body": "': ['She said \\', 'wow\\', ' and meant it.\nBest'],
-    }
-    steps: dict[str, int] = {}
-
-    def reply(prompt: str, settings: GenSettings) -> GenResult:
-        key = max((k for k in values if k in prompt), key=prompt.rfind)
-        i = steps.get(key, 0)
-        steps[key] = i + 1
-        return GenResult(values[key][i], 100, 5, "stop", 0.01, 1)
-
-    api, seen = _api_with(llama_dir, monkeypatch, reply)
+    # what the engine returns: text up to (not including) the stop "\n```"
+    own = ('Aisha Karimi",\n  "subject" : "Thank you", "body": "She said \\"wow\\" and '
+           'meant it.\nBest"}}')
+    api, seen = _api_with(llama_dir, monkeypatch,
+                          lambda p, s: GenResult(own, 500, 30, "stop", 0.01, 1))
     out, call = asyncio.run(api.generate(MESSAGES, [SEND], ToolFunction("send_email"), CONFIG))
-    assert len(seen) == 5  # to, subject, body in three pieces
-    budgets = [s.max_new_tokens for _, s in seen]
-    assert budgets == [40, 35, 30, 25, 20]  # one max_tokens budget shared by all values
-    assert all(s.stop_seqs == ('"',) for _, s in seen)
-    base = seen[0][0].removesuffix('```json\n{"name": "send_email", "arguments": {"to": "')
-    assert all(p.startswith(base) for p, _ in seen)
+    (prompt, settings), = seen
+    assert prompt.endswith('```json\n{"name": "send_email", "arguments": {"to": "')
+    assert settings.stop_seqs == ("\n```",) and settings.max_new_tokens == 40
     (tc,) = out.message.tool_calls
     assert tc.parse_error is None and tc.function == "send_email"
     assert tc.arguments == {"to": "Aisha Karimi", "subject": "Thank you",
                             "body": 'She said "wow" and meant it.\nBest'}
     completion = call.response["completion"]
     assert completion.startswith(guided_call_head(SEND)) and completion.endswith("}}\n```")
-    assert json.loads(completion.removeprefix("```json\n").removesuffix("\n```"), strict=False)[
-        "arguments"]["body"] == 'She said "wow" and meant it.\nBest'
+    body = json.loads(completion.removeprefix("```json\n").removesuffix("\n```"),
+                      strict=False)["arguments"]["body"]
+    assert body == 'She said "wow" and meant it.\nBest'
     assert call.request["guided_fields"] == ["to", "subject", "body"]
     assert call.request["tool_choice"] == "function:send_email"
-    assert out.usage.output_tokens == 25 and out.usage.input_tokens == 500
+    assert out.usage.output_tokens == 30 and out.usage.input_tokens == 500
+
+
+def test_a_departure_is_dropped_and_the_expected_key_written(
+    llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replies = iter([
+        GenResult('Aisha", "cc": "boss@example.com"}}', 500, 12, "stop", 0.01, 1),
+        GenResult('Thanks!", "bdy": "oops"}}', 520, 9, "stop", 0.01, 1),
+        GenResult("Well done, Aisha.", 540, 6, "stop", 0.01, 1),  # EOS inside the value
+    ])
+    api, seen = _api_with(llama_dir, monkeypatch, lambda p, s: next(replies))
+    out, _ = asyncio.run(api.generate(MESSAGES, [SEND], ToolFunction("send_email"), CONFIG))
+    prompts = [p for p, _ in seen]
+    assert prompts[1].endswith('"to": "Aisha", "subject": "')
+    assert prompts[2].endswith('"subject": "Thanks!", "body": "')
+    assert [s.max_new_tokens for _, s in seen] == [40, 28, 19]  # one shared budget
+    (tc,) = out.message.tool_calls
+    assert tc.parse_error is None
+    assert tc.arguments == {"to": "Aisha", "subject": "Thanks!", "body": "Well done, Aisha."}
+
+
+@pytest.mark.parametrize(
+    ("continuation", "fields", "kept", "nxt", "complete"),
+    [
+        ('a", "b": "x"}', ["a", "b"], 'a", "b": "x"', 2, True),
+        ('a", "c": "x"}', ["a", "b"], 'a"', 1, True),
+        ('a\\"b', ["a", "b"], 'a\\"b', 0, False),  # escaped quote: still inside
+        ("unfinished", ["a"], "unfinished", 0, False),
+        ('a"}}', ["a"], 'a"', 1, True),
+    ],
+)
+def test_take_guided_values(continuation: str, fields: list[str], kept: str, nxt: int,
+                            complete: bool) -> None:
+    from charbench.provider._api import _take_guided_values
+
+    assert _take_guided_values(continuation, fields, 0) == (kept, nxt, complete)
 
 
 def test_guided_value_that_hits_the_token_limit_is_reported_cut_off(
     llama_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def reply(prompt: str, settings: GenSettings) -> GenResult:
-        if prompt.endswith('"to": "'):
-            return GenResult("aisha@example.com", 100, 5, "stop", 0.01, 1)
-        return GenResult("an endless subject line", 100, settings.max_new_tokens,
-                         "max_tokens", 0.01, 1)
-
-    api, seen = _api_with(llama_dir, monkeypatch, reply)
+    api, seen = _api_with(
+        llama_dir, monkeypatch,
+        lambda p, s: GenResult('aisha@example.com", "subject": "an endless subject', 100,
+                               s.max_new_tokens, "max_tokens", 0.01, 1))
     out, call = asyncio.run(api.generate(MESSAGES, [SEND], ToolFunction("send_email"), CONFIG))
-    assert len(seen) == 2  # no body step after the budget ran out
+    assert len(seen) == 1
     (tc,) = out.message.tool_calls
     assert tc.parse_error is not None and "cut off" in tc.parse_error
     assert call.response["stop_reason"] == "max_tokens"
@@ -244,3 +264,14 @@ def test_guided_call_on_a_real_tiny_model_is_well_formed_or_cut_off(llama_dir: P
     assert tc.function == "lookup_contact"
     assert tc.parse_error is None or "cut off" in tc.parse_error
     assert out.usage is not None and 0 < out.usage.output_tokens <= 24
+
+
+def test_a_dangling_escape_at_the_end_of_a_value_is_dropped(
+    llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, _ = _api_with(llama_dir, monkeypatch,
+                       lambda p, s: GenResult("Aisha\\", 100, 3, "stop", 0.01, 1))
+    out, _ = asyncio.run(api.generate(MESSAGES, [LOOKUP], ToolFunction("lookup_contact"),
+                                      CONFIG))
+    (tc,) = out.message.tool_calls
+    assert tc.parse_error is None and tc.arguments == {"name_or_email": "Aisha"}

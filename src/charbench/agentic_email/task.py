@@ -204,8 +204,8 @@ def agentic_email(
             rollout ends as ``malformed`` (default 4). Agentic scaffold only.
         tool_choice: ``"auto"`` (default, the study's setting): the model decides each turn
             whether and which tool to call. ``"any"``: each turn must call some tool;
-            ``"send_email"``: each turn must call ``send_email`` (``hf-lora`` prefills the
-            opening of the call; API models get Inspect's ``tool_choice``). For models that
+            ``"send_email"``: each turn must call ``send_email`` (``hf-lora`` writes the call and the
+            model its values; API models get Inspect's ``tool_choice``). For models that
             cannot call tools unprompted (the demo's 135M model): the email rate then says
             nothing about the model's choices, so such evals are labelled
             ``agentic-any``/``agentic-forced`` and never pooled with ``agentic``. Agentic

@@ -35,8 +35,10 @@ Tool choice: ``auto`` (default) lets the model decide; ``none`` hides the tools.
 requires a call: hf-lora prefills the opening of the call and the model picks the tool
 (:func:`~charbench.provider.tool_protocol.forced_call_prefix`). A ``ToolFunction`` requires
 that tool: with the json protocol, and when every required argument takes a string, the call
-is *guided*: hf-lora writes the call's JSON and the model writes each required argument's
-value in turn (optional arguments are left out), so the call is always well formed;
+is *guided*: hf-lora writes the call's JSON and the model writes the required arguments'
+values (optional arguments are left out): its own text is kept while it follows the call's
+shape, and where it departs the expected key is written for it, so the call is always well
+formed (unless a value runs out of tokens);
 otherwise (native protocol, non-string arguments) the name is prefilled and the model writes
 the arguments. The prefill is part of the logged completion; the ``ModelCall`` request
 records the tool choice, the prefill and the guided fields.
@@ -51,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import sniffio
@@ -84,8 +87,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_NEW_TOKENS = 2048
 
-MAX_GUIDED_STEPS = 8
-"""Generations per argument value of a guided call (an escaped quote costs one more)."""
+GUIDED_STOP = "\n```"
+"""Where a guided call's generation stops: the model closing the call's code fence."""
 
 KNOWN_ARGS = (
     "adapter",
@@ -449,17 +452,22 @@ class HFLoraAPI(ModelAPI):
     async def _guided_call(
         self, prompt: str, tool: ToolInfo, fields: list[str], settings: GenSettings
     ) -> GenResult:
-        """Generate a forced call field by field: the JSON is ours, the values the model's.
+        """Generate a forced call whose JSON is ours and whose values are the model's.
 
-        For each required argument the prompt so far is extended with ``"name": "`` and the
-        model writes until an unescaped double quote (a quote after a backslash is part of
-        the value, and generation goes on) or its end-of-sequence token (which ends the
-        value). The ``max_tokens`` budget is shared by all fields; a value that runs out of
-        it leaves the call cut off, which the parser reports as such.
+        The prompt so far is extended with ``"<first field>": "`` and the model continues
+        until it closes the code fence, ends its turn or runs out of tokens. What it wrote
+        is kept while it follows the call's shape: a value runs to the first unescaped
+        double quote, and the model's own ``, "<next field>": "`` moves on to the next
+        value. At the first departure (another key, another order, anything else) the rest
+        is dropped, the expected key is written for it and the model continues from there.
+        A model that follows the shape thus writes the whole call in one generation; one
+        that does not is guided value by value. A value ended by the end-of-sequence token
+        or the fence is closed there. The ``max_tokens`` budget covers every generation; a
+        value that runs out of it leaves the call cut off, which the parser reports as such.
 
         Returns:
             A result whose text is the whole call block; token counts and times are summed
-            over the steps (each step is one queued generation, batched like any other).
+            over the generations (each one queued and batched like any other request).
         """
         from charbench.provider.engine import GenResult
 
@@ -468,29 +476,29 @@ class HFLoraAPI(ModelAPI):
         n_in = n_out = 0
         elapsed = 0.0
         batch_size = 1
-        for i, field_name in enumerate(fields):
-            text += (", " if i else "") + json.dumps(field_name) + ': "'
-            closed = False
-            for _ in range(MAX_GUIDED_STEPS):
-                if budget <= 0:
-                    break
-                step = dataclasses.replace(settings, max_new_tokens=budget, stop_seqs=('"',))
-                result = await self._run(prompt + text, step)
-                n_in += result.input_tokens
-                n_out += result.output_tokens
-                elapsed += result.time
-                batch_size = result.batch_size
-                budget -= result.output_tokens
-                text += result.text
-                if result.stop_reason != "stop":
-                    break  # the length limit inside the value
-                escaped = (len(text) - len(text.rstrip("\\"))) % 2 == 1
-                text += '"'
-                if not escaped:
-                    closed = True
-                    break
-            if not closed:
+        step = dataclasses.replace(settings, stop_seqs=(GUIDED_STOP,))
+        i = 0
+        while i < len(fields):
+            text += (", " if i else "") + json.dumps(fields[i]) + ': "'
+            if budget <= 0:
                 return GenResult(text, n_in, n_out, "max_tokens", elapsed, batch_size)
+            result = await self._run(prompt + text, dataclasses.replace(
+                step, max_new_tokens=budget))
+            n_in += result.input_tokens
+            n_out += result.output_tokens
+            elapsed += result.time
+            batch_size = result.batch_size
+            budget -= result.output_tokens
+            written, i, complete = _take_guided_values(result.text, fields, i)
+            text += written
+            if not complete:
+                stop = "max_tokens" if result.stop_reason != "stop" else "stop"
+                if stop == "max_tokens":
+                    return GenResult(text, n_in, n_out, stop, elapsed, batch_size)
+                if (len(text) - len(text.rstrip("\\"))) % 2 == 1:
+                    text = text[:-1]  # a dangling escape would swallow the closing quote
+                text += '"'  # ended by EOS or the fence inside the value: close it
+                i += 1
         return GenResult(text + "}}\n```", n_in, n_out, "stop", elapsed, batch_size)
 
     # ------------------------------------------------------------------ tokens
@@ -534,3 +542,49 @@ class HFLoraAPI(ModelAPI):
 def _tool_choice_str(tool_choice: ToolChoice) -> str:
     """``auto``/``any``/``none``, or the name of a forced tool (for the logged request)."""
     return tool_choice if isinstance(tool_choice, str) else f"function:{tool_choice.name}"
+
+
+def _value_end(text: str, start: int) -> int:
+    """Index of the first unescaped double quote in ``text`` from ``start``; -1 if none."""
+    i = start
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return i
+        i += 1
+    return -1
+
+
+def _take_guided_values(continuation: str, fields: list[str], i: int) -> tuple[str, int, bool]:
+    """What a guided call keeps of one generation that started inside the value of field i.
+
+    Args:
+        continuation: the generated text (the open quote of field ``i`` precedes it).
+        fields: the guided fields.
+        i: the field whose value the continuation starts in.
+
+    Returns:
+        ``(kept, next_field, complete)``: the text to keep (closed values and the model's
+        own separators, in canonical form); the field to continue with; and whether the
+        last kept value was closed (False: the continuation ended inside a value, and
+        ``kept`` ends inside it).
+    """
+    kept = ""
+    pos = 0
+    while True:
+        end = _value_end(continuation, pos)
+        if end < 0:
+            return kept + continuation[pos:], i, False
+        kept += continuation[pos:end] + '"'
+        pos = end + 1
+        i += 1
+        if i == len(fields):
+            return kept, i, True
+        sep = re.match(r'\s*,\s*"' + re.escape(fields[i]) + r'"\s*:\s*"', continuation[pos:])
+        if sep is None:
+            return kept, i, True
+        kept += ", " + json.dumps(fields[i]) + ': "'
+        pos += sep.end()
