@@ -44,6 +44,7 @@ __all__ = [
     "AgentToolChoice",
     "Episode",
     "Outcome",
+    "check_tool_choice",
     "email_agent",
     "single_reply",
 ]
@@ -84,11 +85,16 @@ class Episode(StoreModel):
     final_text: str = Field(default="")
 
 
-def _check_limits(max_turns: int, max_malformed: int, tool_choice: str = "auto") -> None:
+def check_tool_choice(tool_choice: object) -> None:
+    """Raise a ValueError naming the choices unless ``tool_choice`` is one of them."""
     if tool_choice not in TOOL_CHOICES:
         raise ValueError(
             f"unknown tool_choice {tool_choice!r}; choose one of {', '.join(TOOL_CHOICES)}"
         )
+
+
+def _check_limits(max_turns: int, max_malformed: int, tool_choice: str = "auto") -> None:
+    check_tool_choice(tool_choice)
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
         raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
     if isinstance(max_malformed, bool) or not isinstance(max_malformed, int) or max_malformed < 1:

@@ -20,7 +20,7 @@ from inspect_ai.solver import TaskState
 from inspect_ai.tool import Tool
 
 from charbench.agentic_email.extract import extract_body
-from charbench.agentic_email.loop import TOOL_CHOICES, Episode, email_agent, single_reply
+from charbench.agentic_email.loop import Episode, check_tool_choice, email_agent, single_reply
 from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
@@ -242,10 +242,7 @@ def agentic_email(
         raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
     if resample not in _RESAMPLE:
         raise ValueError(f"unknown resample {resample!r}; choose one of {', '.join(_RESAMPLE)}")
-    if tool_choice not in TOOL_CHOICES:
-        raise ValueError(
-            f"unknown tool_choice {tool_choice!r}; choose one of {', '.join(TOOL_CHOICES)}"
-        )
+    check_tool_choice(tool_choice)
     if tool_choice != "auto" and scaffold != "agentic":
         raise ValueError(
             f"tool_choice={tool_choice!r} applies to the agentic scaffold only (the "

@@ -492,9 +492,8 @@ class HFLoraAPI(ModelAPI):
             written, i, complete = _take_guided_values(result.text, fields, i)
             text += written
             if not complete:
-                stop = "max_tokens" if result.stop_reason != "stop" else "stop"
-                if stop == "max_tokens":
-                    return GenResult(text, n_in, n_out, stop, elapsed, batch_size)
+                if result.stop_reason != "stop":  # out of tokens inside the value
+                    return GenResult(text, n_in, n_out, "max_tokens", elapsed, batch_size)
                 if (len(text) - len(text.rstrip("\\"))) % 2 == 1:
                     text = text[:-1]  # a dangling escape would swallow the closing quote
                 text += '"'  # ended by EOS or the fence inside the value: close it
