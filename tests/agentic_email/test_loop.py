@@ -441,5 +441,7 @@ def test_forced_send_on_hf_lora_tiny_model_always_writes_a_well_formed_call(
     (sample,) = log.samples or []
     calls = [c for m in sample.messages if m.role == "assistant" for c in m.tool_calls or []]
     assert len(calls) == 2 and all(c.function == "send_email" for c in calls)
-    assert all(c.parse_error is None or "cut off" in c.parse_error for c in calls)
+    assert all(c.parse_error is None or "cut off" in c.parse_error for c in calls), [
+        (c.parse_error, m.metadata) for m in sample.messages if m.role == "assistant"
+        for c in m.tool_calls or []]
     assert _score_md(sample)["outcome"] in ("emailed", "turn_limit", "malformed")

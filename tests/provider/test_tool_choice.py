@@ -180,6 +180,10 @@ def test_a_departure_is_dropped_and_the_expected_key_written(
         ('a\\"b', ["a", "b"], 'a\\"b', 0, False),  # escaped quote: still inside
         ("unfinished", ["a"], "unfinished", 0, False),
         ('a"}}', ["a"], 'a"', 1, True),
+        # a backslash that starts no JSON escape is escaped, so the call stays valid JSON
+        ('C:\\zemp\\x", "b": "\\u00e9"', ["a", "b"], 'C:\\\\zemp\\\\x", "b": "\\u00e9"', 2,
+         True),
+        ("ends in \\", ["a"], "ends in ", 0, False),  # a dangling escape is dropped
     ],
 )
 def test_take_guided_values(continuation: str, fields: list[str], kept: str, nxt: int,
@@ -275,3 +279,15 @@ def test_a_dangling_escape_at_the_end_of_a_value_is_dropped(
                                       CONFIG))
     (tc,) = out.message.tool_calls
     assert tc.parse_error is None and tc.arguments == {"name_or_email": "Aisha"}
+
+
+def test_a_value_with_a_stray_backslash_still_gives_a_valid_call(
+    llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a random tiny model wrote in CI: "\h" is no JSON escape
+    api, _ = _api_with(llama_dir, monkeypatch,
+                       lambda p, s: GenResult("ouldv\\h%a", 100, 8, "stop", 0.01, 1))
+    out, _ = asyncio.run(api.generate(MESSAGES, [LOOKUP], ToolFunction("lookup_contact"),
+                                      CONFIG))
+    (tc,) = out.message.tool_calls
+    assert tc.parse_error is None and tc.arguments == {"name_or_email": "ouldv\\h%a"}

@@ -494,8 +494,6 @@ class HFLoraAPI(ModelAPI):
             if not complete:
                 if result.stop_reason != "stop":  # out of tokens inside the value
                     return GenResult(text, n_in, n_out, "max_tokens", elapsed, batch_size)
-                if (len(text) - len(text.rstrip("\\"))) % 2 == 1:
-                    text = text[:-1]  # a dangling escape would swallow the closing quote
                 text += '"'  # ended by EOS or the fence inside the value: close it
                 i += 1
         return GenResult(text + "}}\n```", n_in, n_out, "stop", elapsed, batch_size)
@@ -557,6 +555,33 @@ def _value_end(text: str, start: int) -> int:
     return -1
 
 
+_JSON_ESCAPE = re.compile(r'\\(["\\/bfnrt]|u[0-9a-fA-F]{4})')
+
+
+def _json_string_body(raw: str) -> str:
+    """The model's text of a JSON string value, made valid: a backslash that starts no JSON
+    escape is escaped itself (``\h`` becomes ``\\h``), and a trailing lone backslash, which
+    would swallow the closing quote, is dropped."""
+    if "\\" not in raw:
+        return raw
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        if raw[i] != "\\":
+            out.append(raw[i])
+            i += 1
+            continue
+        escape = _JSON_ESCAPE.match(raw, i)
+        if escape is not None:
+            out.append(escape.group())
+            i = escape.end()
+        else:
+            if i < len(raw) - 1:
+                out.append("\\\\")
+            i += 1
+    return "".join(out)
+
+
 def _take_guided_values(continuation: str, fields: list[str], i: int) -> tuple[str, int, bool]:
     """What a guided call keeps of one generation that started inside the value of field i.
 
@@ -576,8 +601,8 @@ def _take_guided_values(continuation: str, fields: list[str], i: int) -> tuple[s
     while True:
         end = _value_end(continuation, pos)
         if end < 0:
-            return kept + continuation[pos:], i, False
-        kept += continuation[pos:end] + '"'
+            return kept + _json_string_body(continuation[pos:]), i, False
+        kept += _json_string_body(continuation[pos:end]) + '"'
         pos = end + 1
         i += 1
         if i == len(fields):
