@@ -188,9 +188,9 @@ def test_a_departure_is_dropped_and_the_expected_key_written(
 )
 def test_take_guided_values(continuation: str, fields: list[str], kept: str, nxt: int,
                             complete: bool) -> None:
-    from charbench.provider._api import _take_guided_values
+    from charbench.provider.tool_protocol import take_guided_values
 
-    assert _take_guided_values(continuation, fields, 0) == (kept, nxt, complete)
+    assert take_guided_values(continuation, fields, 0) == (kept, nxt, complete)
 
 
 def test_guided_value_that_hits_the_token_limit_is_reported_cut_off(

@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 import sniffio
@@ -489,7 +488,7 @@ class HFLoraAPI(ModelAPI):
             elapsed += result.time
             batch_size = result.batch_size
             budget -= result.output_tokens
-            written, i, complete = _take_guided_values(result.text, fields, i)
+            written, i, complete = tool_protocol.take_guided_values(result.text, fields, i)
             text += written
             if not complete:
                 if result.stop_reason != "stop":  # out of tokens inside the value
@@ -539,76 +538,3 @@ class HFLoraAPI(ModelAPI):
 def _tool_choice_str(tool_choice: ToolChoice) -> str:
     """``auto``/``any``/``none``, or the name of a forced tool (for the logged request)."""
     return tool_choice if isinstance(tool_choice, str) else f"function:{tool_choice.name}"
-
-
-def _value_end(text: str, start: int) -> int:
-    """Index of the first unescaped double quote in ``text`` from ``start``; -1 if none."""
-    i = start
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return i
-        i += 1
-    return -1
-
-
-_JSON_ESCAPE = re.compile(r'\\(["\\/bfnrt]|u[0-9a-fA-F]{4})')
-
-
-def _json_string_body(raw: str) -> str:
-    """The model's text of a JSON string value, made valid: a backslash that starts no JSON
-    escape is escaped itself (``\h`` becomes ``\\h``), and a trailing lone backslash, which
-    would swallow the closing quote, is dropped."""
-    if "\\" not in raw:
-        return raw
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        if raw[i] != "\\":
-            out.append(raw[i])
-            i += 1
-            continue
-        escape = _JSON_ESCAPE.match(raw, i)
-        if escape is not None:
-            out.append(escape.group())
-            i = escape.end()
-        else:
-            if i < len(raw) - 1:
-                out.append("\\\\")
-            i += 1
-    return "".join(out)
-
-
-def _take_guided_values(continuation: str, fields: list[str], i: int) -> tuple[str, int, bool]:
-    """What a guided call keeps of one generation that started inside the value of field i.
-
-    Args:
-        continuation: the generated text (the open quote of field ``i`` precedes it).
-        fields: the guided fields.
-        i: the field whose value the continuation starts in.
-
-    Returns:
-        ``(kept, next_field, complete)``: the text to keep (closed values and the model's
-        own separators, in canonical form); the field to continue with; and whether the
-        last kept value was closed (False: the continuation ended inside a value, and
-        ``kept`` ends inside it).
-    """
-    kept = ""
-    pos = 0
-    while True:
-        end = _value_end(continuation, pos)
-        if end < 0:
-            return kept + _json_string_body(continuation[pos:]), i, False
-        kept += _json_string_body(continuation[pos:end]) + '"'
-        pos = end + 1
-        i += 1
-        if i == len(fields):
-            return kept, i, True
-        sep = re.match(r'\s*,\s*"' + re.escape(fields[i]) + r'"\s*:\s*"', continuation[pos:])
-        if sep is None:
-            return kept, i, True
-        kept += ", " + json.dumps(fields[i]) + ': "'
-        pos += sep.end()

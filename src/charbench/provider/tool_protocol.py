@@ -64,6 +64,7 @@ __all__ = [
     "parse_tool_calls",
     "render_tool_calls",
     "render_tool_instructions",
+    "take_guided_values",
     "to_openai_tools",
     "tool_calls_to_openai",
 ]
@@ -292,6 +293,79 @@ def guided_call_fields(tool: ToolInfo) -> list[str] | None:
 def guided_call_head(tool: ToolInfo) -> str:
     """The opening of a guided json-protocol call, up to the argument object's ``{``."""
     return f'{_FENCE}json\n{{"name": {json.dumps(tool.name, ensure_ascii=False)}, "arguments": {{'
+
+
+def _value_end(text: str, start: int) -> int:
+    """Index of the first unescaped double quote in ``text`` from ``start``; -1 if none."""
+    i = start
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return i
+        i += 1
+    return -1
+
+
+_JSON_ESCAPE = re.compile(r'\\(["\\/bfnrt]|u[0-9a-fA-F]{4})')
+
+
+def _json_string_body(raw: str) -> str:
+    r"""The model's text of a JSON string value, made valid: a backslash that starts no JSON
+    escape is escaped itself (``\h`` becomes ``\\h``), and a trailing lone backslash, which
+    would swallow the closing quote, is dropped."""
+    if "\\" not in raw:
+        return raw
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        if raw[i] != "\\":
+            out.append(raw[i])
+            i += 1
+            continue
+        escape = _JSON_ESCAPE.match(raw, i)
+        if escape is not None:
+            out.append(escape.group())
+            i = escape.end()
+        else:
+            if i < len(raw) - 1:
+                out.append("\\\\")
+            i += 1
+    return "".join(out)
+
+
+def take_guided_values(continuation: str, fields: list[str], i: int) -> tuple[str, int, bool]:
+    """What a guided call keeps of one generation that started inside the value of field i.
+
+    Args:
+        continuation: the generated text (the open quote of field ``i`` precedes it).
+        fields: the guided fields.
+        i: the field whose value the continuation starts in.
+
+    Returns:
+        ``(kept, next_field, complete)``: the text to keep (closed values and the model's
+        own separators, in canonical form); the field to continue with; and whether the
+        last kept value was closed (False: the continuation ended inside a value, and
+        ``kept`` ends inside it).
+    """
+    kept = ""
+    pos = 0
+    while True:
+        end = _value_end(continuation, pos)
+        if end < 0:
+            return kept + _json_string_body(continuation[pos:]), i, False
+        kept += _json_string_body(continuation[pos:end]) + '"'
+        pos = end + 1
+        i += 1
+        if i == len(fields):
+            return kept, i, True
+        sep = re.match(r'\s*,\s*"' + re.escape(fields[i]) + r'"\s*:\s*"', continuation[pos:])
+        if sep is None:
+            return kept, i, True
+        kept += ", " + json.dumps(fields[i]) + ': "'
+        pos += sep.end()
 
 
 def render_tool_calls(calls: list[ToolCall]) -> str:
