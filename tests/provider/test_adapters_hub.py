@@ -180,7 +180,7 @@ def test_gemma_prefix_remap_lands_every_tensor(old_prefix: str, tmp_path: Path,
 
 
 def test_stage_errors(llama_dir: Path, released_llama: Path) -> None:
-    with pytest.raises(HFLoraError, match=r"unknown stage 'finetuned'"):
+    with pytest.raises(HFLoraError, match=r"^hf-lora: -M stage='finetuned' is not a stage"):
         get_model(f"hf-lora/{released_llama}", stage="finetuned")
     with pytest.raises(HFLoraError, match=r"pass -M adapter="):
         get_model(f"hf-lora/{llama_dir}", stage="full")

@@ -27,7 +27,7 @@ from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.personas import parse_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
-from charbench.routing import base_model_name, condition_name
+from charbench.routing import base_model_name, condition_name, preflight
 from charbench.scoring import (
     ClassifiedText,
     agentic_metrics,
@@ -265,6 +265,8 @@ def agentic_email(
     workplace = load_workplace()
 
     model: Model | None = active_model()
+    # every persona's adapter resolved and checked before any weights load
+    preflight(model, persona_list)
     spec = resolve_classifier(classifier, model)
     check_classifier_labels(spec, persona_list)
 

@@ -246,6 +246,8 @@ def chat_persona(
     )
 
     model = _active_model()
+    # every persona's adapter resolved and checked before any weights load
+    routing.preflight(model, persona_list)
     spec = resolve_classifier(classifier, model)
     check_classifier_labels(spec, persona_list)
 

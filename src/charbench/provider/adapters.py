@@ -30,7 +30,13 @@ from typing import Any
 
 from charbench.personas import released_base
 from charbench.provider.errors import HFLoraError
-from charbench.provider.resolve import PICKLE_WEIGHTS, SAFETENSORS_WEIGHTS
+from charbench.provider.resolve import (
+    ADAPTER_CONFIG,
+    PICKLE_WEIGHTS,
+    SAFETENSORS_WEIGHTS,
+    ResolvedAdapter,
+    resolve_adapter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +149,80 @@ def map_module_paths(paths: set[str], model_modules: set[str]) -> dict[str, str]
     return mapping
 
 
+def read_adapter_config(path: Path) -> dict[str, Any]:
+    """Read and check ``adapter_config.json`` of the adapter in ``path`` (no weights).
+
+    Raises:
+        HFLoraError: the file is unreadable, not a JSON object, or not a LoRA config.
+    """
+    cfg_path = path / ADAPTER_CONFIG
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise HFLoraError(f"hf-lora: cannot read {cfg_path}: {err}") from err
+    if not isinstance(config, dict):
+        raise HFLoraError(f"hf-lora: {cfg_path} is not a JSON object.")
+    peft_type = str(config.get("peft_type", "LORA")).upper()
+    if peft_type != "LORA":
+        raise HFLoraError(
+            f"hf-lora: adapter {path} is a {peft_type} adapter; only LoRA adapters are supported."
+        )
+    return config
+
+
+def check_adapter_files(path: Path, label: str, base_name: str) -> None:
+    """Check an adapter's files without loading any weights (the preflight's deep check).
+
+    Reads ``adapter_config.json`` (:func:`read_adapter_config`), compares its recorded
+    base with ``base_name`` (:func:`check_base_name`: another released base is an error),
+    and reads the safetensors header (when there is one) to check that it lists LoRA
+    tensors. Shapes need the loaded base and are checked at load time (:func:`check_shapes`).
+
+    Raises:
+        HFLoraError: naming the file and what is wrong with it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    config = read_adapter_config(path)
+    check_base_name(config.get("base_model_name_or_path"), base_name, label)
+    st = path / SAFETENSORS_WEIGHTS
+    if not st.is_file():
+        return  # a pickle-only adapter, allowed by -M allow_pickle (checked at resolution)
+    try:
+        with safe_open(str(st), framework="pt") as handle:
+            keys = list(handle.keys())
+    except (SafetensorError, OSError) as err:
+        raise HFLoraError(f"hf-lora: adapter {label!r}: cannot read {st}: {err}") from err
+    if not any(split_key(k)[1].startswith(_LORA_PARTS) for k in keys):
+        raise HFLoraError(
+            f"hf-lora: adapter {label!r}: {st} holds no LoRA tensors ({len(keys)} tensors, "
+            f"e.g. {', '.join(keys[:3]) or 'none'})."
+        )
+
+
+def verify_adapter(
+    spec: str,
+    *,
+    base_name: str,
+    revision: str | None = None,
+    token: str | None = None,
+    allow_pickle: bool = False,
+) -> ResolvedAdapter:
+    """Resolve ``spec`` and check its files against ``base_name``, loading no weights.
+
+    The preflight of a persona template and of a concrete ``-M adapter``: local
+    directories are checked in place, Hub specs are fetched into (or read from) the Hugging
+    Face cache (:func:`~charbench.provider.resolve.resolve_adapter`), then
+    :func:`check_adapter_files` reads the config and the weights' header.
+
+    Raises:
+        HFLoraError: whatever resolution or the file checks found, naming ``spec``.
+    """
+    resolved = resolve_adapter(spec, revision=revision, token=token, allow_pickle=allow_pickle)
+    check_adapter_files(resolved.path, spec, base_name)
+    return resolved
+
+
 def read_adapter(path: Path, *, allow_pickle: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read ``adapter_config.json`` and the weights of the adapter in ``path``.
 
@@ -152,15 +232,7 @@ def read_adapter(path: Path, *, allow_pickle: bool = False) -> tuple[dict[str, A
     import torch
     from safetensors.torch import load_file
 
-    try:
-        config = json.loads((path / "adapter_config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise HFLoraError(f"hf-lora: cannot read {path / 'adapter_config.json'}: {err}") from err
-    peft_type = str(config.get("peft_type", "LORA")).upper()
-    if peft_type != "LORA":
-        raise HFLoraError(
-            f"hf-lora: adapter {path} is a {peft_type} adapter; only LoRA adapters are supported."
-        )
+    config = read_adapter_config(path)
     st = path / SAFETENSORS_WEIGHTS
     weights: Any
     if st.is_file():
@@ -342,10 +414,15 @@ def verify_loaded(
     return int(sum(params[n].numel() * params[n].element_size() for n in own))
 
 
-def combination_is_exact(peft_model: Any, parts: list[str], combined: str) -> float:
-    """Max abs difference between the combined adapter's delta and the sum of its parts.
+def combination_error(peft_model: Any, parts: list[str], combined: str) -> float:
+    """Relative error of a combined adapter's delta against the sum of its parts' deltas.
 
     Checked on the first LoRA layer that carries the combined adapter (cheap).
+
+    Returns:
+        ``max|combined - sum(parts)| / max|sum(parts)|`` on that layer (``max|combined|``
+        when no part is on it; 0.0 when no layer carries ``combined``). An exact
+        composition gives about 1e-7 in float32; callers compare against a tolerance.
     """
     from peft.tuners.lora import LoraLayer
 

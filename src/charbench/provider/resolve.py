@@ -145,7 +145,10 @@ def resolve_adapter(
             f"hf-lora: adapter {spec!r}: no such local directory ({Path(expanded).resolve()})."
         )
     repo_id, sub = split_hub_spec(spec)
-    root = _download(repo_id, sub, revision=revision, token=token, spec=spec)
+    try:
+        root = _download(repo_id, sub, revision=revision, token=token, spec=spec)
+    except HFLoraError as err:
+        raise HFLoraError(f"{err} {_not_local_either(expanded)}") from err
     path = root / sub if sub else root
     if not path.is_dir() or not (path / ADAPTER_CONFIG).is_file():
         subs = _remote_subfolders(repo_id, revision, token) or _adapter_subfolders(root)
@@ -162,6 +165,15 @@ def resolve_adapter(
     check_adapter_dir(path, spec, allow_pickle=allow_pickle)
     return ResolvedAdapter(spec=spec, path=path, repo_id=repo_id, subfolder=sub,
                            revision=revision)
+
+
+def _not_local_either(expanded: str) -> str:
+    """The hint for a spec that was tried on the Hub: it is no local directory either."""
+    return (
+        f"It was taken as a Hub id because there is no local directory "
+        f"{Path(expanded).resolve()} either; for a local adapter pass an existing path "
+        "(e.g. -M adapter=./my_adapters/{persona}, relative to the working directory)."
+    )
 
 
 def _download(repo_id: str, sub: str, *, revision: str | None, token: str | None,
@@ -197,8 +209,7 @@ def _download(repo_id: str, sub: str, *, revision: str | None, token: str | None
         )
         raise HFLoraError(
             f"hf-lora: adapter {spec!r}: Hub repo {repo_id} was not found (tried it as "
-            f"repo {repo_id!r}, subfolder {sub or '(root)'!r}; it is not a local directory "
-            f"either).{auth}"
+            f"repo {repo_id!r}, subfolder {sub or '(root)'!r}).{auth}"
         ) from err
     except LocalEntryNotFoundError as err:
         raise HFLoraError(
