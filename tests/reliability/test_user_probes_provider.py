@@ -85,8 +85,9 @@ def test_empty_adapter_is_an_error_not_the_base(cli: str, monkeypatch: pytest.Mo
     args = parse_cli_args([cli])  # exactly what `inspect eval -M adapter=...` passes on
     with pytest.raises(HFLoraError) as err:
         get_model(f"hf-lora/{tiny_llama}", **args)
-    assert _first_line(err).startswith("hf-lora: -M adapter=")
-    assert "is empty" in _first_line(err) and "leave -M adapter out" in str(err.value)
+    shown = {"adapter=": "", "adapter=   ": "", "adapter=''": "''"}[cli]  # as YAML parses them
+    assert _first_line(err).startswith(f"hf-lora: -M adapter={shown} is empty; pass a local")
+    assert "leave -M adapter out" in str(err.value)
 
 
 # ------------------------------------------------------------------ preflight (#14.6)
@@ -308,3 +309,22 @@ def test_readme_max_batch_size_default_matches_the_code() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     stated = re.findall(r"max_batch_size`?\s*\(default (\d+)", readme)
     assert stated and set(stated) == {str(DEFAULT_MAX_BATCH_SIZE)}
+
+
+def test_cli_prints_a_message_with_brackets_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """Inspect's CLI prints a PrerequisiteError with rich; brackets must not become markup."""
+    from inspect_ai._util.error import exception_hook
+
+    message = "hf-lora: -M adapter='x' : try org/name[/subfolder] or [bold]a path[/bold]"
+    err = HFLoraError(message)
+    assert str(err) == message
+    exception_hook()(HFLoraError, err, None)  # type: ignore[arg-type]
+    assert message in capsys.readouterr().out.replace("\n", "")
+
+
+def test_whitespace_adapter_from_python_is_an_error(tiny_llama: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_base_loads(monkeypatch)
+    with pytest.raises(HFLoraError) as err:
+        get_model(f"hf-lora/{tiny_llama}", adapter="  \t")
+    assert _first_line(err).startswith("hf-lora: -M adapter='  \\t' is empty; pass a local")

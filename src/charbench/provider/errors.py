@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inspect_ai._util.error import PrerequisiteError
+from rich.markup import escape
 
 
 class HFLoraError(PrerequisiteError, ValueError):
@@ -14,7 +15,10 @@ class HFLoraError(PrerequisiteError, ValueError):
     """
 
     def __init__(self, message: str) -> None:
-        PrerequisiteError.__init__(self, message)
+        # escaped: Inspect's CLI prints a PrerequisiteError's ``message`` with rich, which
+        # reads brackets ("org/name[/sub]", a path, a quoted value) as markup and crashes
+        # into a raw traceback instead of printing it; str(err) stays the plain text
+        PrerequisiteError.__init__(self, escape(message))
         ValueError.__init__(self, message)
         self.text = message
 

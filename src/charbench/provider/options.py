@@ -100,11 +100,13 @@ def _adapter(model_args: dict[str, Any]) -> str | None:
     """``-M adapter``: absent is the bare base; present but empty is an error."""
     if "adapter" not in model_args:
         return None
-    value = _as_str("adapter", model_args["adapter"])
+    raw = model_args["adapter"]
+    value = _as_str("adapter", raw)
     if value is None or not value.strip():
+        shown = "" if raw is None else repr(raw)  # Inspect parses `-M adapter=` as None
         raise HFLoraError(
-            f"hf-lora: -M adapter={model_args['adapter']!r} is empty; pass a local adapter "
-            "directory, a Hub id (org/name[/subfolder]) or a template with {persona}, or "
+            f"hf-lora: -M adapter={shown} is empty; pass a local adapter "
+            "directory, a Hub id (org/name or org/name/subfolder) or a template with {persona}, or "
             "leave -M adapter out to evaluate the bare base (an empty value, e.g. an unset "
             "shell variable, is never taken as the base)."
         )
