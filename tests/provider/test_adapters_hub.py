@@ -205,6 +205,25 @@ def test_stage_full_routes_per_persona(offline_hub: Path, released_llama: Path) 
     assert routing.condition_name(base) == "base"
 
 
+def test_stage_preflight_checks_every_persona_through_the_cache(
+        offline_hub: Path, released_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import charbench.provider.engine as engine
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a base model was loaded")
+
+    monkeypatch.setattr(engine, "get_shared_base", refuse)
+    for stage in ("full", "introspection"):
+        template = get_model(f"hf-lora/{released_llama}", config=GREEDY, stage=stage)
+        routing.preflight(template, ["sarcasm", "poeticism"])  # both cached: fine
+        with pytest.raises(HFLoraError) as err:
+            routing.preflight(template, ["sarcasm", "humor"])
+        first = str(err.value).splitlines()[0]
+        assert first.startswith("hf-lora: persona 'humor': adapter 'maius/llama-3.1-8b-it-")
+        assert "no adapter_config.json in subfolder 'humor'" in first
+        assert "Adapters exist in: poeticism, sarcasm" in first
+
+
 def test_introspection_equals_merge_then_apply(offline_hub: Path, released_llama: Path) -> None:
     """stage=introspection == merge_and_unload(distillation) then apply introspection."""
     from peft import PeftModel
