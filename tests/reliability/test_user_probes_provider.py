@@ -322,6 +322,15 @@ def test_cli_prints_a_message_with_brackets_as_text(capsys: pytest.CaptureFixtur
     assert message in capsys.readouterr().out.replace("\n", "")
 
 
+@pytest.mark.parametrize("name", ["stage", "persona", "revision", "device", "bos"])
+def test_any_empty_option_is_an_error_not_its_default(name: str, tiny_llama: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_base_loads(monkeypatch)
+    with pytest.raises(HFLoraError) as err:
+        get_model(f"hf-lora/{tiny_llama}", **parse_cli_args([f"{name}="]))
+    assert _first_line(err).startswith(f"hf-lora: -M {name}= is empty; give it a value")
+
+
 def test_whitespace_adapter_from_python_is_an_error(tiny_llama: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     _no_base_loads(monkeypatch)

@@ -1,7 +1,7 @@
 """``HFLoraAPI``: the Inspect ModelAPI behind ``--model hf-lora/<base>``.
 
-Model args (``-M``), all optional; a bad value is refused before any weights load, with a
-message naming the option and what it accepts (:mod:`charbench.provider.options`):
+Model args (``-M``), all optional; a bad or empty value is refused before any weights load,
+with a message naming the option and what it accepts (:mod:`charbench.provider.options`):
 
 - ``adapter``: local adapter directory, Hub repo ``org/name`` (adapter at the root), Hub
   repo with subfolder ``org/name/sub/dir``, or a template containing ``{persona}``. An

@@ -113,6 +113,24 @@ def _adapter(model_args: dict[str, Any]) -> str | None:
     return value.strip()
 
 
+def _reject_empty(model_args: dict[str, Any]) -> None:
+    """An option given with an empty value (``-M stage=``, an unset shell variable) is an error.
+
+    Inspect parses ``-M name=`` as None; taking it as "not given" would silently run the
+    default (for ``stage`` or ``adapter``: the bare base, labelled ``base``).
+    """
+    for name, raw in model_args.items():
+        if name == "adapter":
+            continue  # its own message, in _adapter
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            shown = "" if raw is None else repr(raw)
+            raise HFLoraError(
+                f"hf-lora: -M {name}={shown} is empty; give it a value, or leave -M {name} "
+                "out for its default (an empty value, e.g. an unset shell variable, is never "
+                "taken as the default)."
+            )
+
+
 def _repetition_penalty(value: Any) -> float | None:
     if value is None:
         return None
@@ -195,6 +213,7 @@ def parse_options(model_args: dict[str, Any]) -> HFLoraOptions:
             f"hf-lora: unknown model arg(s) {', '.join(unknown)}; valid -M args are "
             f"{', '.join(KNOWN_ARGS)}."
         )
+    _reject_empty(model_args)
     get = model_args.get
     return HFLoraOptions(
         adapter=_adapter(model_args),
