@@ -70,8 +70,25 @@ def test_gated_repo_without_token(monkeypatch: pytest.MonkeyPatch) -> None:
                              response=response)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", gated)
-    with pytest.raises(HFLoraError, match=r"gated repo.*HF_TOKEN"):
+    with pytest.raises(HFLoraError, match=r"gated repo.*HF_TOKEN") as err:
         resolve_adapter("maius/x-misalignment")
+    assert "no local directory" not in str(err.value)  # a gated repo exists on the Hub
+
+
+def test_http_error_is_one_line_and_says_not_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise OSError("502 Bad Gateway\n<html>\n<body>proxy error</body>\n</html>")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", broken)
+    with pytest.raises(HFLoraError) as err:
+        resolve_adapter("adapters/mine")
+    text = str(err.value)
+    assert "\n" not in text
+    assert text.startswith("hf-lora: adapter 'adapters/mine': downloading adapters/mine failed "
+                           "(OSError: 502 Bad Gateway).")
+    assert "no local directory" in text and text.endswith("relative to the working directory).")
 
 
 def test_no_network_error(monkeypatch: pytest.MonkeyPatch) -> None:
