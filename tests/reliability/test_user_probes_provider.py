@@ -337,3 +337,22 @@ def test_whitespace_adapter_from_python_is_an_error(tiny_llama: Path,
     with pytest.raises(HFLoraError) as err:
         get_model(f"hf-lora/{tiny_llama}", adapter="  \t")
     assert _first_line(err).startswith("hf-lora: -M adapter='  \\t' is empty; pass a local")
+
+
+def test_preflight_checks_shapes_against_the_base_without_loading_it(
+        tmp_path: Path, persona_repo: Path, tiny_llama: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter trained for another architecture is refused at task start, by shape."""
+    from fixtures.tiny_models import build_lora_adapter, build_tiny_model
+
+    other = build_tiny_model("llama", tmp_path / "wider", hidden_size=48)
+    build_lora_adapter(other, tmp_path / "repo" / "humor", seed=3)
+    shutil.copytree(persona_repo / "sarcasm", tmp_path / "repo" / "sarcasm")
+    _no_base_loads(monkeypatch)
+    template = _template(tiny_llama, f"{tmp_path}/repo/{{persona}}")
+    routing.preflight(template, ["sarcasm"])
+    with pytest.raises(HFLoraError) as err:
+        routing.preflight(template, ["sarcasm", "humor"])
+    assert _first_line(err).startswith(
+        f"hf-lora: persona 'humor': adapter '{tmp_path}/repo/humor' does not fit the base "
+        "model:")

@@ -185,14 +185,22 @@ class HFLoraAPI(ModelAPI):
 
     # ------------------------------------------------------------------ loading
 
-    def _verify_adapters(self, specs: list[str]) -> None:
+    def _verify_adapters(self, specs: list[str], skeleton: Any | None = None) -> None:
         """Resolve and check each adapter's files (no weights); see ``verify_adapter``."""
         from charbench.provider.adapters import verify_adapter
 
         for spec in specs:
             verify_adapter(spec, base_name=self.model_name,
                            revision=self.options.adapter_revision, token=self.api_key,
-                           allow_pickle=self.options.allow_pickle)
+                           allow_pickle=self.options.allow_pickle, skeleton=skeleton)
+
+    def _skeleton(self) -> Any | None:
+        """The base's module tree on the meta device (shapes only), or None; see adapters."""
+        from charbench.provider.adapters import base_skeleton
+
+        return base_skeleton(self.model_name, revision=self.options.revision,
+                             trust_remote_code=self.options.trust_remote_code,
+                             token=self.api_key)
 
     def _load(self) -> None:
         from charbench.provider.engine import get_shared_base
@@ -240,10 +248,12 @@ class HFLoraAPI(ModelAPI):
         """Resolve and verify every adapter the personas route to, loading no weights.
 
         For each persona: its adapter spec(s) (:func:`~charbench.provider.options.plan_adapters`),
-        each resolved (local directory, or Hub repo through the Hugging Face cache) and its
-        ``adapter_config.json`` and weights header checked
+        each resolved (local directory, or Hub repo through the Hugging Face cache), its
+        ``adapter_config.json`` and weights header read, and every tensor's module and shape
+        checked against the base's module tree built on the meta device from its config
         (:func:`~charbench.provider.adapters.verify_adapter`). A no-op for a model that is
-        not a persona template (its adapter was checked when it was built).
+        not a persona template (its adapter was checked when it was built, and its base
+        loaded right after).
 
         Raises:
             HFLoraError: one line naming the first failing persona, its adapter and what is
@@ -252,10 +262,11 @@ class HFLoraAPI(ModelAPI):
         if not self.is_persona_template():
             return
         failures: list[tuple[str, str]] = []
+        skeleton = self._skeleton()
         for persona in personas:
             try:
                 self._verify_adapters(
-                    plan_adapters(self.options, self.model_name, persona) or [])
+                    plan_adapters(self.options, self.model_name, persona) or [], skeleton)
             except HFLoraError as err:
                 failures.append((persona, str(err).removeprefix("hf-lora: ")))
         if failures:

@@ -170,16 +170,46 @@ def read_adapter_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def check_adapter_files(path: Path, label: str, base_name: str) -> None:
+def base_skeleton(base_name: str, *, revision: str | None = None,
+                  trust_remote_code: bool = False, token: str | None = None) -> Any | None:
+    """The base model's module tree on torch's meta device: shapes, no weights, no memory.
+
+    Built from the base's ``config.json`` alone (a local directory, the Hugging Face cache,
+    or a download of that one file), so adapters can be shape-checked before the base loads.
+
+    Returns:
+        The skeleton, or None when the config cannot be read or built (the base's own load
+        then reports why, with its own what-to-do message).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(base_name, revision=revision, token=token,
+                                            trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            skeleton: Any = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+                config, trust_remote_code=trust_remote_code)
+        return skeleton
+    except (OSError, ValueError, KeyError, ImportError) as err:
+        logger.info("hf-lora: no shape preflight for %s (%s: %s)", base_name,
+                    type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        return None
+
+
+def check_adapter_files(path: Path, label: str, base_name: str,
+                        skeleton: Any | None = None) -> None:
     """Check an adapter's files without loading any weights (the preflight's deep check).
 
     Reads ``adapter_config.json`` (:func:`read_adapter_config`), compares its recorded
     base with ``base_name`` (:func:`check_base_name`: another released base is an error),
     and reads the safetensors header (when there is one) to check that it lists LoRA
-    tensors. Shapes need the loaded base and are checked at load time (:func:`check_shapes`).
+    tensors. With a ``skeleton`` (:func:`base_skeleton`) it also maps every tensor onto the
+    base's modules (:func:`map_module_paths`) and checks its shape (:func:`check_shapes`),
+    as the load will. A pickle-only adapter gets the config checks only.
 
     Raises:
-        HFLoraError: naming the file and what is wrong with it.
+        HFLoraError: naming the adapter, the file and what is wrong with it.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -190,14 +220,33 @@ def check_adapter_files(path: Path, label: str, base_name: str) -> None:
         return  # a pickle-only adapter, allowed by -M allow_pickle (checked at resolution)
     try:
         with safe_open(str(st), framework="pt") as handle:
-            keys = list(handle.keys())
+            # (a safe_open handle is not iterable: .keys() is its API)
+            shapes = {k: tuple(handle.get_slice(k).get_shape())
+                      for k in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError) as err:
         raise HFLoraError(f"hf-lora: adapter {label!r}: cannot read {st}: {err}") from err
-    if not any(split_key(k)[1].startswith(_LORA_PARTS) for k in keys):
+    if not any(split_key(k)[1].startswith(_LORA_PARTS) for k in shapes):
         raise HFLoraError(
-            f"hf-lora: adapter {label!r}: {st} holds no LoRA tensors ({len(keys)} tensors, "
-            f"e.g. {', '.join(keys[:3]) or 'none'})."
+            f"hf-lora: adapter {label!r}: {st} holds no LoRA tensors ({len(shapes)} tensors, "
+            f"e.g. {', '.join(list(shapes)[:3]) or 'none'})."
         )
+    if skeleton is not None:
+        _check_fits(shapes, skeleton, label, base_name)
+
+
+def _check_fits(shapes: dict[str, tuple[int, ...]], skeleton: Any, label: str,
+                base_name: str) -> None:
+    """Map and shape-check tensors of the given shapes against a meta-device base."""
+    import torch
+
+    modules = {n for n, _ in skeleton.named_modules() if n}
+    try:
+        mapping = map_module_paths({split_key(k)[0] for k in shapes}, modules)
+    except HFLoraError as err:
+        raise HFLoraError(f"hf-lora: adapter {label!r} does not fit the base {base_name}: "
+                          f"{err}") from err
+    meta = {k: torch.empty(shape, device="meta") for k, shape in shapes.items()}
+    check_shapes(meta, mapping, skeleton, label)
 
 
 def verify_adapter(
@@ -207,19 +256,21 @@ def verify_adapter(
     revision: str | None = None,
     token: str | None = None,
     allow_pickle: bool = False,
+    skeleton: Any | None = None,
 ) -> ResolvedAdapter:
     """Resolve ``spec`` and check its files against ``base_name``, loading no weights.
 
     The preflight of a persona template and of a concrete ``-M adapter``: local
     directories are checked in place, Hub specs are fetched into (or read from) the Hugging
     Face cache (:func:`~charbench.provider.resolve.resolve_adapter`), then
-    :func:`check_adapter_files` reads the config and the weights' header.
+    :func:`check_adapter_files` reads the config and the weights' header (and, given the
+    base's ``skeleton``, checks every tensor's module and shape).
 
     Raises:
         HFLoraError: whatever resolution or the file checks found, naming ``spec``.
     """
     resolved = resolve_adapter(spec, revision=revision, token=token, allow_pickle=allow_pickle)
-    check_adapter_files(resolved.path, spec, base_name)
+    check_adapter_files(resolved.path, spec, base_name, skeleton)
     return resolved
 
 
