@@ -18,7 +18,7 @@ from charbench.agentic_email.scenarios import (
     load_directory,
     load_scenarios,
 )
-from charbench.agentic_email.tools import TOOL_NAMES, WorkplaceSim
+from charbench.agentic_email.tools import TOOL_NAMES, WorkplaceSim, call_tool
 from charbench.agentic_email.workplace import (
     WORKPLACE_FILE,
     WorkplaceError,
@@ -61,7 +61,7 @@ def test_facts_are_what_the_expected_path_returns(s: Scenario) -> None:
     """The draft/chat controls render the same facts as the agentic tools return."""
     sim = WorkplaceSim(s)
     seen = " ".join(
-        " ".join(sim.call(c.tool, c.kwargs).split()).casefold() for c in s.expected_calls[:-1]
+        " ".join(call_tool(sim, c.tool, c.kwargs).split()).casefold() for c in s.expected_calls[:-1]
     )
     for fact in s.facts:
         assert " ".join(fact.split()).casefold() in seen, fact
@@ -118,10 +118,10 @@ def _workplace_yaml() -> dict[str, Any]:
     ("mutate", "field", "message"),
     [
         (lambda d: d["people"][1].update(manager="Nobody Known"), "people[1].manager", "not a colleague"),
-        (lambda d: d["people"][2].update(email=d["people"][1]["email"]), "directory entry", "duplicate"),
+        (lambda d: d["people"][2].update(email=d["people"][1]["email"]), "people[2].email", "duplicate"),
         (lambda d: d.update(now="March 11"), "now", "YYYY-MM-DD HH:MM"),
         (lambda d: d["calendar"][0].update(person="Ghost Person"), "calendar[0].person", "not in the directory"),
-        (lambda d: d.pop("policies"), "", "missing required field(s): policies"),
+        (lambda d: d.pop("policies"), "policies", "missing required field"),
         (lambda d: d["user"].update(email="not-an-email"), "user.email", "not an email"),
         (lambda d: d["calendar"][0].update(end="09:00"), "calendar[0].end", "after start"),
     ],
@@ -164,7 +164,7 @@ def _t(d: dict[str, Any]) -> dict[str, Any]:
 
 
 CASES: dict[str, tuple[Any, str, str]] = {
-    "missing field": (lambda d: _t(d).pop("request"), "template", "missing required field(s): request"),
+    "missing field": (lambda d: _t(d).pop("request"), "template.request", "missing required field"),
     "unknown field": (lambda d: d.update(colour="blue"), "colour", "unknown field"),
     "unknown tool in stub": (lambda d: _t(d)["stubs"].update(send_fax=[]), "stubs.send_fax", "unknown tool 'send_fax'"),
     "action tool in stub": (lambda d: _t(d)["stubs"].update(send_email=[]), "stubs.send_email", "takes no stubs"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import socket
 import sys
@@ -353,8 +352,8 @@ def with_second_aisha() -> Scenario:
     """ALL[0] with one more contact who shares Aisha Karimi's first name."""
     s = ALL[0]
     extra = Person(name="Aisha Patel", email=AISHA_PATEL, title="Data Analyst", team="Finance")
-    stubs = dataclasses.replace(s.stubs, contacts=(*s.stubs.contacts, extra))
-    return dataclasses.replace(s, stubs=stubs)
+    stubs = s.stubs.model_copy(update={"contacts": (*s.stubs.contacts, extra)})
+    return s.model_copy(update={"stubs": stubs})
 
 
 def test_a_unique_first_name_resolves_to_the_address() -> None:
@@ -419,8 +418,8 @@ def test_an_ambiguous_name_lists_the_candidates_and_sends_nothing() -> None:
 def test_an_exact_full_name_beats_a_longer_name_containing_it() -> None:
     s = ALL[0]
     extra = Person(name="Mei Lin", email="mei.lin@brightwater.example", title="Intern", team="Ops")
-    stubs = dataclasses.replace(s.stubs, contacts=(*s.stubs.contacts, extra))
-    sim = WorkplaceSim(dataclasses.replace(s, stubs=stubs))
+    stubs = s.stubs.model_copy(update={"contacts": (*s.stubs.contacts, extra)})
+    sim = WorkplaceSim(s.model_copy(update={"stubs": stubs}))
     assert sim.parse_recipients("mei lin", "to", required=True) == ["mei.lin@brightwater.example"]
     with pytest.raises(ToolError, match="matches 2 people"):
         sim.parse_recipients("Mei", "to", required=True)
