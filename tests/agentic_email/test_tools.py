@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 import sys
@@ -16,13 +17,16 @@ from inspect_ai.tool import ToolCall, ToolDef, ToolError
 from inspect_ai.util import Store, store_as
 from inspect_ai.util._store import init_subtask_store
 
+from charbench.agentic_email.models import Stubs
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import (
+    STUB_TOOLS,
     TOOL_NAMES,
     TOOL_PARAMS,
     SentEmail,
     WorkplaceLog,
     WorkplaceSim,
+    call_tool,
     workplace_tools,
 )
 from charbench.agentic_email.workplace import Person, load_workplace
@@ -88,12 +92,32 @@ def test_tool_definitions() -> None:
     defs = [ToolDef(t) for t in tools]
     assert [d.name for d in defs] == list(TOOL_NAMES)
     for d in defs:
-        required, optional = TOOL_PARAMS[d.name]
-        assert d.parameters.required == list(required), d.name
-        assert set(d.parameters.properties) == set(required) | set(optional), d.name
         assert len(d.description) > 20
         for name, prop in d.parameters.properties.items():
             assert prop.description, f"{d.name}.{name} has no description"
+
+
+def test_one_registry_tools_and_simulator_agree() -> None:
+    """Every tool is answered by the simulator method of its name, with the same arguments
+    (TOOL_PARAMS is read from the tool definitions, so this ties the two together)."""
+    for name in TOOL_NAMES:
+        required, optional = TOOL_PARAMS[name]
+        method = inspect.signature(getattr(WorkplaceSim, name))
+        params = [p for p in method.parameters.values() if p.name not in ("self", "cancelled")]
+        assert [p.name for p in params] == [*required, *optional], name
+        assert all(p.default is inspect.Parameter.empty for p in params[: len(required)]), name
+    assert TOOL_PARAMS["send_email"] == (("to", "subject", "body"), ("cc",))
+    assert TOOL_PARAMS["list_calendar"] == (("person",), ("date",))
+    assert set(STUB_TOOLS) < set(TOOL_NAMES) and "send_email" not in STUB_TOOLS
+    assert set(STUB_TOOLS) == {f.alias for f in Stubs.model_fields.values()}
+
+
+def test_call_tool_runs_only_registered_tools() -> None:
+    sim = WorkplaceSim(ALL[0])
+    assert call_tool(sim, "lookup_policy", {"topic": "expenses"}).startswith("Policy: ")
+    for name in ("_date_range", "check_email", "chat_target", "no_such_tool"):
+        with pytest.raises(KeyError):
+            call_tool(sim, name, {})
 
 
 @pytest.mark.parametrize("s", ALL, ids=lambda s: s.id)

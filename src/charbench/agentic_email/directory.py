@@ -1,14 +1,10 @@
-"""Who a name, an address or a search names: the one person resolver of the workplace.
+"""The one person resolver of the workplace: who a name, an address or a search names.
 
-:class:`Directory` answers every "who is this?" question charbench asks, for the loaders
-(an event's owner, a chat author, a document owner must be someone) and for the simulated
-tools (a calendar's owner, a chat or email recipient, a contact search), so that what the
-data check accepts is exactly what the tools resolve.
-
-- :meth:`Directory.search`: everyone a directory search shows (``lookup_contact``).
-- :meth:`Directory.resolve`: the one person a query means, or None.
-- :meth:`Directory.named`: the people a recipient *name* means, as a mail client's address
-  book reads it (whole words of the name, titles ignored).
+:class:`Directory` answers every "who is this?" of the data checks (an event's owner, a chat
+author) and of the tools (a calendar's owner, a recipient, a contact search), so what the
+checks accept is what the tools resolve: :meth:`~Directory.search` (a directory search),
+:meth:`~Directory.resolve` (the one person meant, or None), :meth:`~Directory.named` (the
+people a recipient *name* means, as a mail client's address book reads it).
 """
 
 from __future__ import annotations

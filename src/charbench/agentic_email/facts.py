@@ -11,25 +11,21 @@ and the field of the first problem.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from inspect_ai.tool import ToolError
 
 from charbench.agentic_email.directory import Directory
-from charbench.agentic_email.models import (
-    EMAIL_RE,
-    Person,
-    Scenario,
-    ScenarioError,
-    Stubs,
-    Workplace,
-    norm,
-)
+from charbench.agentic_email.errors import ScenarioError
+from charbench.agentic_email.models import EMAIL_RE, Person, Scenario, Stubs, Workplace, norm
 from charbench.agentic_email.simulator import WorkplaceSim
 from charbench.agentic_email.tools import call_tool
 
 __all__ = ["check_scenario"]
+
+_Fail = Callable[[str, str], ScenarioError]
+"""Builds the error of one scenario's field."""
 
 
 def _check_contacts(stubs: Stubs, wp: Workplace, fail: _Fail) -> None:
@@ -96,16 +92,6 @@ def _check_facts(s: Scenario, wp: Workplace, fail: _Fail) -> None:
             )
 
 
-class _Fail:
-    """Builds the :class:`ScenarioError` of one scenario: ``file``, ``prefix.field``."""
-
-    def __init__(self, file: str | Path, prefix: str) -> None:
-        self.file, self.prefix = file, prefix
-
-    def __call__(self, field: str, message: str) -> ScenarioError:
-        return ScenarioError(self.file, f"{self.prefix}.{field}", message)
-
-
 def check_scenario(s: Scenario, wp: Workplace, file: str | Path, prefix: str) -> None:
     """Check a rendered scenario against the workplace (see the module docstring).
 
@@ -119,7 +105,9 @@ def check_scenario(s: Scenario, wp: Workplace, file: str | Path, prefix: str) ->
     Raises:
         ScenarioError: the first problem found.
     """
-    fail = _Fail(file, prefix)
+
+    def fail(field: str, message: str) -> ScenarioError:
+        return ScenarioError(file, f"{prefix}.{field}", message)
     directory: Sequence[Person] = s.directory(wp)
     emails = {p.email for p in directory}
     if s.recipient not in emails:

@@ -8,10 +8,10 @@ in the files); text fields are stripped, must not be empty, accept numbers and Y
 text (``14500``, an unquoted ``2025-03-14``), and are made safe with
 :func:`charbench.textsafe.sanitize` (tool results carry this text into the eval).
 
-Validation problems surface as :class:`DataError` (``WorkplaceError``, ``ScenarioError``)
-naming the file and the field path (``people[3].email``), built from pydantic's error
-locations by :func:`data_error`. Cross-record rules (unique emails, known managers, facts the
-tools return) are checked by the loaders, not here.
+The loaders turn pydantic's ``ValidationError`` into a
+:class:`~charbench.agentic_email.errors.DataError` naming the file and the field path
+(``people[3].email``). Cross-record rules (unique emails, known managers, facts the tools
+return) are checked by the loaders, not here.
 
 Imports no other charbench module except the :mod:`charbench.textsafe` leaf.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Annotated, Any, TypeVar
 
@@ -30,7 +31,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -50,30 +50,7 @@ def norm(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-# --------------------------------------------------------------------------- errors
-
-
-class DataError(ValueError):
-    """A workplace or scenario data file is malformed.
-
-    Attributes:
-        file: the file (or ``<string>``) that was being read.
-        field: dotted path of the offending field (``""`` for the whole file).
-    """
-
-    def __init__(self, file: object, field: str, message: str) -> None:
-        self.file = str(file)
-        self.field = field
-        where = f"{self.file}: {field}" if field else self.file
-        super().__init__(f"{where}: {message}")
-
-
-class WorkplaceError(DataError):
-    """``workplace.yaml`` is malformed."""
-
-
-class ScenarioError(DataError):
-    """A scenario file is malformed; the message names the file and the field."""
+# --------------------------------------------------------------------------- field types
 
 
 def _kind(value: object) -> str:
@@ -84,38 +61,6 @@ def _fail(error_type: str, message: str, **ctx: object) -> PydanticCustomError:
     return PydanticCustomError(error_type, message, dict(ctx))
 
 
-_MESSAGES = {
-    "missing": "missing required field",
-    "extra_forbidden": "unknown field; check its spelling against the file format",
-    "invalid_key": "keys must be text",
-    "model_type": "expected a mapping, got {kind}",
-    "model_attributes_type": "expected a mapping, got {kind}",
-    "dict_type": "expected a mapping, got {kind}",
-    "bool_type": "expected true or false",
-    "too_short": "expected at least {min_length} item(s), got {actual_length}",
-}
-
-
-def data_error(
-    exc: ValidationError, file: object, error: type[DataError], prefix: str = ""
-) -> DataError:
-    """The first problem of a pydantic ``ValidationError`` as ``error(file, field, message)``.
-
-    The field path joins the error location as written in the file (``people[3].email``,
-    ``policies.budget.keywords``) after ``prefix``; the message is ours for pydantic's
-    generic types and the validator's own text otherwise.
-    """
-    first = exc.errors(include_url=False)[0]
-    where = prefix
-    for part in first["loc"]:
-        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    template = _MESSAGES.get(first["type"])
-    ctx = {**(first.get("ctx") or {}), "kind": _kind(first.get("input"))}
-    message = template.format(**ctx) if template else first["msg"]
-    return error(file, where, message)
-
-
-# --------------------------------------------------------------------------- field types
 
 
 def _to_text(value: Any) -> str:
@@ -150,38 +95,40 @@ def _list(value: Any) -> list[Any]:
 
 def _email(value: str) -> str:
     if not EMAIL_RE.fullmatch(value.lower()):
-        raise _fail("email", "not an email address: {value!r}", value=value.lower())
+        raise _fail("email", "not an email address: {v}", v=repr(value.lower()))
     return value.lower()
 
 
-def _date(value: Any) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    text = _to_text(value)
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError
-        return date.fromisoformat(text)
-    except ValueError:
-        raise _fail("date", "expected a date YYYY-MM-DD, got {v!r}", v=text) from None
+def _parsed(pattern: str, parse: Callable[[str], Any], expected: str) -> BeforeValidator:
+    """Text matching ``pattern`` (YAML dates count as their ISO text), parsed by ``parse``."""
+
+    def validate(value: Any) -> Any:
+        text = _to_text(value)
+        try:
+            if re.fullmatch(pattern, text):
+                return parse(text)
+        except ValueError:
+            pass
+        raise _fail("format", "expected {what}, got {v}", what=expected, v=repr(text))
+
+    return BeforeValidator(validate)
 
 
-def _hhmm(value: Any) -> time:
-    text = _to_text(value)
-    try:
-        if not re.fullmatch(r"\d{2}:\d{2}", text):
-            raise ValueError
-        return time(int(text[:2]), int(text[3:]))
-    except ValueError:
-        raise _fail("time", "expected a time HH:MM, got {v!r}", v=text) from None
+def _non_empty(message: str) -> AfterValidator:
+    def check(items: tuple[str, ...]) -> tuple[str, ...]:
+        if not items:
+            raise _fail("empty", message)
+        return items
+
+    return AfterValidator(check)
 
 
 Text = Annotated[str, BeforeValidator(_text)]
 OptText = Annotated[str | None, BeforeValidator(_opt_text)]
 Upper = Annotated[Text, AfterValidator(str.upper)]
 Email = Annotated[Text, AfterValidator(_email)]
-Day = Annotated[date, BeforeValidator(_date)]
-HHMM = Annotated[time, BeforeValidator(_hhmm)]
+Day = Annotated[date, _parsed(r"\d{4}-\d{2}-\d{2}", date.fromisoformat, "a date YYYY-MM-DD")]
+HHMM = Annotated[time, _parsed(r"\d{2}:\d{2}", time.fromisoformat, "a time HH:MM")]
 Texts = Annotated[tuple[Text, ...], BeforeValidator(_list)]
 
 
@@ -222,10 +169,6 @@ class Person(Record):
     location: OptText = None
     external: StrictBool = False
     note: OptText = None
-
-    @property
-    def first_name(self) -> str:
-        return self.name.split()[0]
 
     def card(self) -> str:
         """One-line directory card, as ``lookup_contact`` returns it."""
@@ -307,7 +250,7 @@ class ChatThread(Record):
     @classmethod
     def _is_channel(cls, channel: str) -> str:
         if not channel.startswith(("#", "dm:")):
-            raise _fail("channel", "expected '#name' or 'dm:a,b', got {c!r}", c=channel)
+            raise _fail("channel", "expected '#name' or 'dm:a,b', got {c}", c=repr(channel))
         return channel
 
     def render(self) -> str:
@@ -338,31 +281,18 @@ class Policy(Record):
     """A written policy; ``keywords`` (lower case) are what ``lookup_policy`` matches."""
 
     title: Text
-    keywords: Annotated[Texts, AfterValidator(lambda ks: tuple(k.lower() for k in ks))]
+    keywords: Annotated[
+        Texts,
+        AfterValidator(lambda ks: tuple(k.lower() for k in ks)),
+        _non_empty("give at least one keyword"),
+    ]
     text: Text
-
-    @field_validator("keywords")
-    @classmethod
-    def _some(cls, keywords: tuple[str, ...]) -> tuple[str, ...]:
-        if not keywords:
-            raise _fail("keywords", "give at least one keyword")
-        return keywords
 
     def render(self) -> str:
         return f"Policy: {self.title}\n{self.text.strip()}"
 
 
 # --------------------------------------------------------------------------- the workplace
-
-
-def _now(value: Any) -> datetime:
-    text = _to_text(value)
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", text):
-            raise ValueError
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise _fail("now", "expected 'YYYY-MM-DD HH:MM', got {v!r}", v=text) from None
 
 
 class OrganisationInfo(Record):
@@ -388,7 +318,10 @@ class Workplace(Record):
     """
 
     organisation: OrganisationInfo
-    now: Annotated[datetime, BeforeValidator(_now)]
+    now: Annotated[
+        datetime,
+        _parsed(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", datetime.fromisoformat, "'YYYY-MM-DD HH:MM'"),
+    ]
     user: Person
     people: Annotated[Listed[Person], Field(min_length=1)]
     customers: Annotated[Listed[Organisation], Field(min_length=1)]
@@ -403,10 +336,6 @@ class Workplace(Record):
     @property
     def org_name(self) -> str:
         return self.organisation.name
-
-    @property
-    def today(self) -> date:
-        return self.now.date()
 
     @property
     def policy_records(self) -> tuple[Policy, ...]:
@@ -513,25 +442,15 @@ class ScenarioTemplate(Record):
 
 
 def _variant_number(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        value = None
-    if value is None or not 1 <= value <= VARIANTS_PER_FAMILY:
-        raise _fail("variant", "expected an integer 1-{n}, got {v!r}", n=VARIANTS_PER_FAMILY,
-                    v=value)
-    number: int = value
-    return number
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= VARIANTS_PER_FAMILY:
+        return value
+    raise _fail("variant", "expected an integer 1-{n}, got {v}", n=VARIANTS_PER_FAMILY, v=repr(value))
 
 
 def _snake_case(name: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise _fail("family", "expected a lower_snake_case name, got {v!r}", v=name)
+        raise _fail("family", "expected a lower_snake_case name, got {v}", v=repr(name))
     return name
-
-
-def _some_hooks(hooks: tuple[str, ...]) -> tuple[str, ...]:
-    if not hooks:
-        raise _fail("hooks", "give at least one persona hook")
-    return hooks
 
 
 class Variant(Record):
@@ -546,7 +465,7 @@ class FamilyFile(Record):
     family: Annotated[Text, AfterValidator(_snake_case)]
     kind: Text
     description: OptText = None
-    persona_hooks: Annotated[Texts, AfterValidator(_some_hooks)]
+    persona_hooks: Annotated[Texts, _non_empty("give at least one persona hook")]
     template: dict[str, Any]
     variants: Listed[Variant]
 

@@ -46,37 +46,28 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from charbench.agentic_email.errors import ScenarioError, data_error
 from charbench.agentic_email.facts import check_scenario
 from charbench.agentic_email.models import (
     VARIANTS_PER_FAMILY,
-    ExpectedCall,
     FamilyFile,
     Scenario,
-    ScenarioError,
     ScenarioTemplate,
-    Stubs,
     Workplace,
-    data_error,
 )
 from charbench.agentic_email.tools import STUB_TOOLS, TOOL_NAMES, TOOL_PARAMS
-from charbench.agentic_email.workplace import SUITE_DIR, load_workplace, load_yaml_text
+from charbench.agentic_email.workplace import (
+    SUITE_DIR,
+    load_workplace,
+    load_yaml_text,
+    read_yaml_file,
+)
 from charbench.personas import DISPLAY_NAMES, PERSONAS
 
 __all__ = [
-    "FAMILIES",
-    "SCENARIO_DIR",
-    "STUB_TOOLS",
-    "VARIANTS_PER_FAMILY",
-    "ExpectedCall",
-    "Scenario",
-    "ScenarioError",
-    "Stubs",
-    "load_directory",
-    "load_family_file",
-    "load_scenarios",
-    "parse_family",
-    "parse_family_text",
-]
+    "FAMILIES", "SCENARIO_DIR", "STUB_TOOLS", "VARIANTS_PER_FAMILY", "Scenario", "ScenarioError",
+    "load_directory", "load_family_file", "load_scenarios", "parse_family", "parse_family_text",
+]  # fmt: skip
 
 SCENARIO_DIR = SUITE_DIR / "scenarios"
 """Directory of the packaged scenario families."""
@@ -156,7 +147,7 @@ def _validate_family(data: Any, file: str | Path, expected_family: str | None) -
     try:
         fam = FamilyFile.model_validate(data)
     except ValidationError as e:
-        raise data_error(e, file, ScenarioError) from None
+        raise data_error(e, file, ScenarioError, FamilyFile) from None
     if expected_family is not None and fam.family != expected_family:
         raise ScenarioError(
             file, "family", f"{fam.family!r} does not match the file name {expected_family!r}"
@@ -246,7 +237,7 @@ def _validate_template(rendered: Any, file: str | Path, pre: str) -> ScenarioTem
     try:
         t = ScenarioTemplate.model_validate(rendered)
     except ValidationError as e:
-        raise data_error(e, file, ScenarioError, pre) from None
+        raise data_error(e, file, ScenarioError, ScenarioTemplate, pre) from None
     words = len(t.request.split())
     lo, hi = REQUEST_WORDS
     if not lo <= words <= hi:
@@ -312,12 +303,8 @@ def load_family_file(path: str | Path, workplace: Workplace | None = None) -> li
     Raises:
         ScenarioError: the file cannot be read, is not YAML, or fails validation.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(p, "", f"cannot read the file: {e}") from None
-    return parse_family_text(text, p, workplace, expected_family=p.stem)
+    data = read_yaml_file(path, ScenarioError)
+    return parse_family(data, path, workplace, expected_family=Path(path).stem)
 
 
 def parse_family_text(

@@ -28,15 +28,9 @@ from charbench.agentic_email.models import Scenario, Stubs, Workplace
 from charbench.agentic_email.simulator import WorkplaceSim, meeting_key
 
 __all__ = [
-    "STUB_TOOLS",
-    "TOOL_NAMES",
-    "TOOL_PARAMS",
-    "SentEmail",
-    "WorkplaceLog",
-    "WorkplaceSim",
-    "call_tool",
-    "workplace_tools",
-]
+    "STUB_TOOLS", "TOOL_NAMES", "TOOL_PARAMS", "SentEmail", "WorkplaceLog", "WorkplaceSim",
+    "call_tool", "workplace_tools",
+]  # fmt: skip
 
 
 class SentEmail(StoreModel):

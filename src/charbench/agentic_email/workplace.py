@@ -22,29 +22,13 @@ import yaml
 from pydantic import ValidationError
 
 from charbench.agentic_email.directory import Directory
-from charbench.agentic_email.models import (
-    EMAIL_RE,
-    DataError,
-    Person,
-    Workplace,
-    WorkplaceError,
-    data_error,
-)
+from charbench.agentic_email.errors import DataError, WorkplaceError, data_error
+from charbench.agentic_email.models import Person, Workplace
 
 __all__ = [
-    "DATA_DIR",
-    "EMAIL_RE",
-    "SUITE_DIR",
-    "WORKPLACE_FILE",
-    "DataError",
-    "Person",
-    "Workplace",
-    "WorkplaceError",
-    "load_workplace",
-    "load_workplace_file",
-    "load_yaml_text",
-    "parse_workplace",
-]
+    "DATA_DIR", "SUITE_DIR", "WORKPLACE_FILE", "DataError", "Person", "Workplace", "WorkplaceError",
+    "load_workplace", "load_workplace_file", "load_yaml_text", "parse_workplace", "read_yaml_file",
+]  # fmt: skip
 
 DATA_DIR = Path(__file__).parent / "data"
 """Directory of the packaged data."""
@@ -128,9 +112,18 @@ def parse_workplace(data: Any, file: str | Path = "<string>") -> Workplace:
     try:
         wp = Workplace.model_validate(data)
     except ValidationError as e:
-        raise data_error(e, file, WorkplaceError) from None
+        raise data_error(e, file, WorkplaceError, Workplace) from None
     check_workplace(wp, file)
     return wp
+
+
+def read_yaml_file(path: str | Path, error: type[DataError]) -> Any:
+    """The parsed YAML of a UTF-8 file; ``error`` when it cannot be read or parsed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(path, "", f"cannot read the file: {e}") from None
+    return load_yaml_text(text, path, error)
 
 
 def load_workplace_file(path: str | Path) -> Workplace:
@@ -139,12 +132,7 @@ def load_workplace_file(path: str | Path) -> Workplace:
     Raises:
         WorkplaceError: the file is missing, not YAML, or fails validation.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise WorkplaceError(p, "", f"cannot read the file: {e}") from None
-    return parse_workplace(load_yaml_text(text, p, WorkplaceError), p)
+    return parse_workplace(read_yaml_file(path, WorkplaceError), path)
 
 
 @functools.lru_cache(maxsize=1)
