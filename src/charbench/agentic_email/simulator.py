@@ -28,7 +28,7 @@ from dateutil import parser as date_parser
 from inspect_ai.tool import ToolError
 
 from charbench.agentic_email.directory import Directory
-from charbench.agentic_email.models import EMAIL_RE, Policy, Scenario, Workplace, norm
+from charbench.agentic_email.models import EMAIL_RE, Person, Policy, Scenario, Workplace, norm
 from charbench.agentic_email.workplace import load_workplace
 
 CALENDAR_WINDOW_DAYS = 14
@@ -148,14 +148,20 @@ class WorkplaceSim:
 
     # ----------------------------------------------------------------- people
 
-    def lookup_contact(self, name_or_email: str) -> str:
-        q = need(name_or_email, "name_or_email")
+    def _search(self, value: str, field: str, nobody: str) -> tuple[str, list[Person], str]:
+        """The query in ``value``, the people it finds, and (when none) the ``nobody``
+        message, ``{q}`` filled in, with suggestions."""
+        q = need(value, field)
         hits = self.people.search(q)
-        if not hits:
-            return (
-                f"No contact matches '{q}' in the directory of {len(self.people.people)} "
-                f"people.{self.people.suggest(q)}"
-            )
+        return q, hits, "" if hits else nobody.format(q=q) + self.people.suggest(q)
+
+    def lookup_contact(self, name_or_email: str) -> str:
+        n = len(self.people.people)
+        _, hits, nobody = self._search(
+            name_or_email, "name_or_email", f"No contact matches '{{q}}' in the directory of {n} people."
+        )
+        if nobody:
+            return nobody
         shown = hits[:8]
         more = f"\n({len(hits) - len(shown)} more; narrow the search)" if len(hits) > 8 else ""
         return "\n".join(p.card() for p in shown) + more
@@ -196,13 +202,11 @@ class WorkplaceSim:
     def list_calendar(
         self, person: str, date: str | None = None, cancelled: Iterable[str] = ()
     ) -> str:
-        q = need(person, "person")
-        hits = self.people.search(q)
-        if not hits:
-            return (
-                f"No one in the directory matches '{q}', so there is no calendar to show."
-                f"{self.people.suggest(q)}"
-            )
+        q, hits, nobody = self._search(
+            person, "person", "No one in the directory matches '{q}', so there is no calendar to show."
+        )
+        if nobody:
+            return nobody
         who = self.people.resolve(q)
         if who is None and len(hits) > 1:
             return (
