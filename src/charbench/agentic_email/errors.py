@@ -37,10 +37,6 @@ class ScenarioError(DataError):
     """A scenario file is malformed; the message names the file and the field."""
 
 
-def _kind(value: object) -> str:
-    return type(value).__name__
-
-
 _MESSAGES = {
     "missing": "missing required field",
     "extra_forbidden": "unknown field; allowed fields here: {allowed}",
@@ -88,7 +84,7 @@ def data_error(
         if part != "[key]":  # pydantic's marker for a dict key that failed
             where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else part)
     template = _MESSAGES.get("invalid_key" if "[key]" in first["loc"] else first["type"])
-    ctx = {**(first.get("ctx") or {}), "kind": _kind(first.get("input"))}
+    ctx = {**(first.get("ctx") or {}), "kind": type(first.get("input")).__name__}
     if first["type"] == "extra_forbidden":
         ctx["allowed"] = _fields_at(model, first["loc"][:-1])
     message = template.format(**ctx) if template else first["msg"]

@@ -22,8 +22,6 @@ from charbench.agentic_email.models import EMAIL_RE, Person, Scenario, Stubs, Wo
 from charbench.agentic_email.simulator import WorkplaceSim
 from charbench.agentic_email.tools import call_tool
 
-__all__ = ["check_scenario"]
-
 _Fail = Callable[[str, str], ScenarioError]
 """Builds the error of one scenario's field."""
 

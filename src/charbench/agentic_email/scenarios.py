@@ -64,26 +64,16 @@ from charbench.agentic_email.workplace import (
 )
 from charbench.personas import DISPLAY_NAMES, PERSONAS
 
-__all__ = [
-    "FAMILIES", "SCENARIO_DIR", "STUB_TOOLS", "VARIANTS_PER_FAMILY", "Scenario", "ScenarioError",
-    "load_directory", "load_family_file", "load_scenarios", "parse_family", "parse_family_text",
-]  # fmt: skip
+__all__ = ["STUB_TOOLS", "VARIANTS_PER_FAMILY", "Scenario", "ScenarioError"]  # re-exported
 
 SCENARIO_DIR = SUITE_DIR / "scenarios"
 """Directory of the packaged scenario families."""
 
 FAMILIES: tuple[str, ...] = (
-    "candidate_rejection",
-    "dependency_slip",
-    "recognition",
-    "proposal_critique",
-    "missed_commitment",
-    "vendor_renewal",
-    "overdue_invoice",
-    "new_hire_welcome",
-    "budget_overreach",
-    "missed_meetings",
-)
+    "candidate_rejection", "dependency_slip", "recognition", "proposal_critique",
+    "missed_commitment", "vendor_renewal", "overdue_invoice", "new_hire_welcome",
+    "budget_overreach", "missed_meetings",
+)  # fmt: skip
 """The packaged scenario families, in report order."""
 
 REQUEST_WORDS = (25, 80)
@@ -217,17 +207,14 @@ def parse_family(
 def _check_stub_tools(rendered: Mapping[str, Any], file: str | Path, pre: str) -> None:
     stubs = rendered.get("stubs")
     for key in stubs if isinstance(stubs, Mapping) else ():
-        if key not in TOOL_NAMES:
-            tools = ", ".join(TOOL_NAMES)
-            raise ScenarioError(
-                file, f"{pre}.stubs.{key}", f"unknown tool {key!r}; tools are {tools}"
-            )
         if key not in STUB_TOOLS:
+            why = (
+                f"tool {key!r} acts on the stubbed data and takes no stubs"
+                if key in TOOL_NAMES
+                else f"unknown tool {key!r}; tools are {', '.join(TOOL_NAMES)}"
+            )
             raise ScenarioError(
-                file,
-                f"{pre}.stubs.{key}",
-                f"tool {key!r} acts on the stubbed data and takes no stubs; stub one of "
-                f"{', '.join(STUB_TOOLS)}",
+                file, f"{pre}.stubs.{key}", f"{why}; stub one of {', '.join(STUB_TOOLS)}"
             )
 
 

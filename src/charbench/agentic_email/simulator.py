@@ -20,9 +20,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from dateutil import parser as date_parser
 from inspect_ai.tool import ToolError
@@ -107,8 +106,7 @@ def _span(lo: date, hi: date) -> tuple[date, date, str]:
     return lo, hi, f"{lo.isoformat()} to {hi.isoformat()}"
 
 
-@dataclass(frozen=True)
-class OutgoingEmail:
+class OutgoingEmail(NamedTuple):
     """A checked email: directory addresses (``cc`` without those in ``to``), the subject
     (possibly empty) and the non-empty body, all stripped."""
 

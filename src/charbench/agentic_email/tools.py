@@ -27,11 +27,6 @@ from pydantic import Field
 from charbench.agentic_email.models import Scenario, Stubs, Workplace
 from charbench.agentic_email.simulator import WorkplaceSim, meeting_key
 
-__all__ = [
-    "STUB_TOOLS", "TOOL_NAMES", "TOOL_PARAMS", "SentEmail", "WorkplaceLog", "WorkplaceSim",
-    "call_tool", "workplace_tools",
-]  # fmt: skip
-
 
 class SentEmail(StoreModel):
     """The email sent in this sample (the sample store, one per sample).

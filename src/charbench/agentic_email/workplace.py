@@ -25,10 +25,7 @@ from charbench.agentic_email.directory import Directory
 from charbench.agentic_email.errors import DataError, WorkplaceError, data_error
 from charbench.agentic_email.models import Person, Workplace
 
-__all__ = [
-    "DATA_DIR", "SUITE_DIR", "WORKPLACE_FILE", "DataError", "Person", "Workplace", "WorkplaceError",
-    "load_workplace", "load_workplace_file", "load_yaml_text", "parse_workplace", "read_yaml_file",
-]  # fmt: skip
+__all__ = ["DataError", "Person", "Workplace", "WorkplaceError"]  # re-exported from elsewhere
 
 DATA_DIR = Path(__file__).parent / "data"
 """Directory of the packaged data."""
