@@ -116,7 +116,7 @@ class Directory:
         return exact or hits
 
     def suggest(self, query: str) -> str:
-        """" Did you mean: ...?" with up to three close names or addresses, or ``""``."""
+        """ " Did you mean: ...?" with up to three close names or addresses, or ``""``."""
         names = [p.name for p in self.people] + [p.email for p in self.people]
         close = difflib.get_close_matches(query.strip(), names, n=3, cutoff=0.6)
         return f" Did you mean: {', '.join(close)}?" if close else ""

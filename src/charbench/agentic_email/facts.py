@@ -13,15 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from inspect_ai.tool import ToolError
 
 from charbench.agentic_email.directory import Directory
 from charbench.agentic_email.errors import ScenarioError
-from charbench.agentic_email.models import EMAIL_RE, Person, Scenario, Stubs, Workplace, norm
+from charbench.agentic_email.models import (
+    EMAIL_RE,
+    ChatThread,
+    Document,
+    Event,
+    Person,
+    Policy,
+    Scenario,
+    Stubs,
+    Workplace,
+    norm,
+)
 from charbench.agentic_email.simulator import WorkplaceSim
 from charbench.agentic_email.tools import call_tool
+from charbench.agentic_email.workplace import first_repeat
 
+_T = TypeVar("_T")
 _Fail = Callable[[str, str], ScenarioError]
 """Builds the error of one scenario's field."""
 
@@ -33,8 +47,15 @@ def _check_contacts(stubs: Stubs, wp: Workplace, fail: _Fail) -> None:
     for i, p in enumerate(stubs.contacts):
         for key in (p.email, p.name.lower()):
             if key in known:
-                raise fail(f"stubs.lookup_contact[{i}]", f"{key!r} is already in the directory ({known[key]})")
+                raise fail(
+                    f"stubs.lookup_contact[{i}]",
+                    f"{key!r} is already in the directory ({known[key]})",
+                )
             known[key] = p.name
+
+
+def _indexed(key: str, items: Sequence[_T], text: Callable[[_T], str]) -> Iterator[tuple[str, str]]:
+    return ((f"{key}[{i}]", text(x)) for i, x in enumerate(items))
 
 
 def _people_named(stubs: Stubs) -> Iterator[tuple[str, str]]:
@@ -42,34 +63,34 @@ def _people_named(stubs: Stubs) -> Iterator[tuple[str, str]]:
     authors, document owners."""
     for i, e in enumerate(stubs.events):
         yield f"stubs.list_calendar[{i}].person", e.person
-        yield from ((f"stubs.list_calendar[{i}].attendees[{j}]", a) for j, a in enumerate(e.attendees))
+        yield from _indexed(f"stubs.list_calendar[{i}].attendees", e.attendees, str)
     for i, t in enumerate(stubs.chats):
-        yield from ((f"stubs.search_chat[{i}].messages[{j}].from", m.author) for j, m in enumerate(t.messages))
-    yield from ((f"stubs.search_documents[{i}].owner", d.owner) for i, d in enumerate(stubs.documents))
+        for j, m in enumerate(t.messages):
+            yield f"stubs.search_chat[{i}].messages[{j}].from", m.author
+    for i, d in enumerate(stubs.documents):
+        yield f"stubs.search_documents[{i}].owner", d.owner
 
 
 def _texts(s: Scenario) -> Iterator[tuple[str, str]]:
     """(field, text) of everything in a scenario that may carry an email address."""
-    stubs = s.stubs
     yield "request", s.request
-    yield from ((f"facts[{i}]", f) for i, f in enumerate(s.facts))
-    yield from ((f"expected_path[{i}].args", str(c.args)) for i, c in enumerate(s.expected_calls))
-    yield from ((f"stubs.list_calendar[{i}]", e.render()) for i, e in enumerate(stubs.events))
-    yield from ((f"stubs.search_chat[{i}]", t.render()) for i, t in enumerate(stubs.chats))
-    yield from ((f"stubs.search_documents[{i}]", d.render()) for i, d in enumerate(stubs.documents))
-    yield from ((f"stubs.lookup_policy[{i}]", p.render()) for i, p in enumerate(stubs.policies))
+    yield from _indexed("facts", s.facts, str)
+    yield from _indexed("expected_path", s.expected_calls, lambda c: str(c.args))
+    yield from _indexed("stubs.list_calendar", s.stubs.events, Event.render)
+    yield from _indexed("stubs.search_chat", s.stubs.chats, ChatThread.render)
+    yield from _indexed("stubs.search_documents", s.stubs.documents, Document.render)
+    yield from _indexed("stubs.lookup_policy", s.stubs.policies, Policy.render)
 
 
 def _check_ids(s: Scenario, wp: Workplace, fail: _Fail) -> None:
-    for key, what, standing, own in (
-        ("list_calendar", "meeting", [e.id for e in wp.events], [e.id for e in s.stubs.events]),
-        ("search_documents", "document", [d.id for d in wp.documents], [d.id for d in s.stubs.documents]),
+    events, docs = s.stubs.events, s.stubs.documents
+    for key, what, own, standing in (
+        ("list_calendar", "meeting", [e.id for e in events], [e.id for e in wp.events]),
+        ("search_documents", "document", [d.id for d in docs], [d.id for d in wp.documents]),
     ):
-        seen = set(standing)
-        for i, id_ in enumerate(own):
-            if id_ in seen:
-                raise fail(f"stubs.{key}[{i}].id", f"duplicate {what} id {id_!r}")
-            seen.add(id_)
+        i = first_repeat(own, standing)
+        if i is not None:
+            raise fail(f"stubs.{key}[{i}].id", f"duplicate {what} id {own[i]!r}")
 
 
 def _check_facts(s: Scenario, wp: Workplace, fail: _Fail) -> None:
@@ -106,6 +127,7 @@ def check_scenario(s: Scenario, wp: Workplace, file: str | Path, prefix: str) ->
 
     def fail(field: str, message: str) -> ScenarioError:
         return ScenarioError(file, f"{prefix}.{field}", message)
+
     directory: Sequence[Person] = s.directory(wp)
     emails = {p.email for p in directory}
     if s.recipient not in emails:

@@ -61,8 +61,6 @@ def _fail(error_type: str, message: str, **ctx: object) -> PydanticCustomError:
     return PydanticCustomError(error_type, message, dict(ctx))
 
 
-
-
 def _to_text(value: Any) -> str:
     if isinstance(value, datetime):  # YAML reads an unquoted timestamp as a datetime
         value = value.strftime("%Y-%m-%d %H:%M")
@@ -188,7 +186,7 @@ class Organisation(Record):
     @model_validator(mode="before")
     @classmethod
     def _contacts_belong(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("name"), str):
+        if isinstance(data, dict) and "name" in data:
             contacts = with_defaults(data.get("contacts"), team=data["name"], external=True)
             return {**data, "contacts": contacts}
         return data
@@ -212,8 +210,9 @@ class Event(Record):
     def _after_start(cls, end: time, info: ValidationInfo) -> time:
         start = info.data.get("start")
         if start is not None and end <= start:
-            raise _fail("order", "must be after start ({s}), got {e}", s=f"{start:%H:%M}",
-                        e=f"{end:%H:%M}")
+            raise _fail(
+                "order", "must be after start ({s}), got {e}", s=f"{start:%H:%M}", e=f"{end:%H:%M}"
+            )
         return end
 
     def render(self) -> str:
@@ -444,7 +443,9 @@ class ScenarioTemplate(Record):
 def _variant_number(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= VARIANTS_PER_FAMILY:
         return value
-    raise _fail("variant", "expected an integer 1-{n}, got {v}", n=VARIANTS_PER_FAMILY, v=repr(value))
+    raise _fail(
+        "variant", "expected an integer 1-{n}, got {v}", n=VARIANTS_PER_FAMILY, v=repr(value)
+    )
 
 
 def _snake_case(name: str) -> str:

@@ -269,7 +269,9 @@ def _check_path(t: ScenarioTemplate, file: str | Path, where: str) -> None:
             )
     last = len(calls) - 1
     if calls[last].tool != "send_email":
-        raise ScenarioError(file, f"{where}[{last}].tool", "the last expected call must be send_email")
+        raise ScenarioError(
+            file, f"{where}[{last}].tool", "the last expected call must be send_email"
+        )
     if any(c.tool == "send_email" for c in calls[:last]):
         raise ScenarioError(file, where, "send_email may only be the last expected call")
     to = [a.strip().lower() for a in re.split(r"[,;]", calls[last].args["to"]) if a.strip()]

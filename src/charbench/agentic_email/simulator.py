@@ -156,7 +156,9 @@ class WorkplaceSim:
     def lookup_contact(self, name_or_email: str) -> str:
         n = len(self.people.people)
         _, hits, nobody = self._search(
-            name_or_email, "name_or_email", f"No contact matches '{{q}}' in the directory of {n} people."
+            name_or_email,
+            "name_or_email",
+            f"No contact matches '{{q}}' in the directory of {n} people.",
         )
         if nobody:
             return nobody
@@ -201,7 +203,9 @@ class WorkplaceSim:
         self, person: str, date: str | None = None, cancelled: Iterable[str] = ()
     ) -> str:
         q, hits, nobody = self._search(
-            person, "person", "No one in the directory matches '{q}', so there is no calendar to show."
+            person,
+            "person",
+            "No one in the directory matches '{q}', so there is no calendar to show.",
         )
         if nobody:
             return nobody

@@ -237,7 +237,12 @@ def send_email(sim: WorkplaceSim) -> Tool:
         sent = sim.check_email(to, subject, body, cc)
         fields = {"to": sent.to, "cc": sent.cc, "subject": sent.subject, "body": sent.body}
         if not email.sent:
-            email.to, email.cc, email.subject, email.body = sent.to, sent.cc, sent.subject, sent.body
+            email.to, email.cc, email.subject, email.body = (
+                sent.to,
+                sent.cc,
+                sent.subject,
+                sent.body,
+            )
             email.sent = True
         else:
             email.later = [*email.later, fields]

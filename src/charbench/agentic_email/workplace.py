@@ -14,7 +14,7 @@ Everything here is pure data: no network, no file writes, no model.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +58,13 @@ def _directory_paths(wp: Workplace) -> Iterator[tuple[str, Person]]:
             yield from ((f"{key}[{i}].contacts[{j}]", c) for j, c in enumerate(org.contacts))
 
 
-def _first_repeat(keys: list[str]) -> int | None:
-    seen: set[str] = set()
-    for i, key in enumerate(keys):
-        if key in seen:
+def first_repeat(ids: Sequence[str], known: Iterable[str] = ()) -> int | None:
+    """The index of the first id in ``ids`` that is in ``known`` or earlier in ``ids``."""
+    seen = set(known)
+    for i, id_ in enumerate(ids):
+        if id_ in seen:
             return i
-        seen.add(key)
+        seen.add(id_)
     return None
 
 
@@ -86,12 +87,14 @@ def check_workplace(wp: Workplace, file: str | Path) -> None:
     people = Directory(wp.directory(), wp.user)
     for i, e in enumerate(wp.events):
         if people.resolve(e.person) is None:
-            raise WorkplaceError(file, f"calendar[{i}].person", f"{e.person!r} is not in the directory")
+            raise WorkplaceError(
+                file, f"calendar[{i}].person", f"{e.person!r} is not in the directory"
+            )
     for key, what, ids in (
         ("calendar", "meeting", [e.id for e in wp.events]),
         ("documents", "document", [d.id for d in wp.documents]),
     ):
-        repeat = _first_repeat(ids)
+        repeat = first_repeat(ids)
         if repeat is not None:
             raise WorkplaceError(
                 file, f"{key}[{repeat}].id", f"duplicate {what} id {ids[repeat]!r}"
