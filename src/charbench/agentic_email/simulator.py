@@ -154,14 +154,10 @@ class WorkplaceSim:
         return q, hits, "" if hits else nobody.format(q=q) + self.people.suggest(q)
 
     def lookup_contact(self, name_or_email: str) -> str:
-        n = len(self.people.people)
-        _, hits, nobody = self._search(
-            name_or_email,
-            "name_or_email",
-            f"No contact matches '{{q}}' in the directory of {n} people.",
-        )
-        if nobody:
-            return nobody
+        nobody = f"No contact matches '{{q}}' in the directory of {len(self.people.people)} people."
+        _, hits, missing = self._search(name_or_email, "name_or_email", nobody)
+        if missing:
+            return missing
         shown = hits[:8]
         more = f"\n({len(hits) - len(shown)} more; narrow the search)" if len(hits) > 8 else ""
         return "\n".join(p.card() for p in shown) + more
@@ -202,13 +198,10 @@ class WorkplaceSim:
     def list_calendar(
         self, person: str, date: str | None = None, cancelled: Iterable[str] = ()
     ) -> str:
-        q, hits, nobody = self._search(
-            person,
-            "person",
-            "No one in the directory matches '{q}', so there is no calendar to show.",
-        )
-        if nobody:
-            return nobody
+        nobody = "No one in the directory matches '{q}', so there is no calendar to show."
+        q, hits, missing = self._search(person, "person", nobody)
+        if missing:
+            return missing
         who = self.people.resolve(q)
         if who is None and len(hits) > 1:
             return (

@@ -235,17 +235,11 @@ def send_email(sim: WorkplaceSim) -> Tool:
         email = store_as(SentEmail)
         email.attempts = email.attempts + 1
         sent = sim.check_email(to, subject, body, cc)
-        fields = {"to": sent.to, "cc": sent.cc, "subject": sent.subject, "body": sent.body}
-        if not email.sent:
-            email.to, email.cc, email.subject, email.body = (
-                sent.to,
-                sent.cc,
-                sent.subject,
-                sent.body,
-            )
-            email.sent = True
+        if email.sent:
+            email.later = [*email.later, sent._asdict()]
         else:
-            email.later = [*email.later, fields]
+            email.to, email.cc, email.subject, email.body = sent
+            email.sent = True
         email.count = email.count + 1
         return sim.confirm_email(sent)
 
