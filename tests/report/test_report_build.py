@@ -358,7 +358,7 @@ def test_replicates_with_different_model_args_are_refused(tmp_path: Path) -> Non
 
     scripted_log(tmp_path, pred=lambda p, c: p, model_args={"adapter": "a"}, **_common())
     scripted_log(tmp_path, pred=lambda p, c: p, model_args={"adapter": "b"}, **_common())
-    with pytest.raises(PoolingError, match="model_args.adapter"):
+    with pytest.raises(PoolingError, match=r"model_args\.adapter"):
         build_report(tmp_path, write=False)
 
 
