@@ -76,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
             pool_replicates=args.pool_replicates,
         )
     except (FileNotFoundError, ValueError) as ex:
-        console.print(f"[red]charbench report: {ex}[/red]", highlight=False)
+        console.print(f"[red]charbench report: {ex}[/red]", highlight=False, soft_wrap=True)
         return 2
     for name in report.skipped:
-        console.print(f"[yellow]warning: skipped {name}[/yellow]", highlight=False)
+        console.print(f"[yellow]warning: skipped {name}[/yellow]", highlight=False, soft_wrap=True)
     header, rows = summary_rows(report.summary)
     console.print(_table("charbench report (macro-F1, 95% bootstrap CI)", header, rows))
     if not report.gaps.empty:
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             _table("ID minus OOD gap", ["base", "condition", "OOD task", "gap", "95% CI"], gap_rows)
         )
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print(
         f"wrote {len(report.files)} tables and {len(report.figures)} figures to {report.out}"
     )
