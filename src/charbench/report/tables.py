@@ -12,13 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from charbench.contracts import CHAT, EMAIL_OUTCOMES, EMAIL_TASKS, EMAILED, UNPARSED_CALL
+from charbench.contracts import (
+    CHAT,
+    EMAIL_OUTCOMES,
+    EMAIL_TASKS,
+    EMAILED,
+    UNPARSED_CALL,
+    Resample,
+)
 from charbench.personas import PERSONAS
 from charbench.report.lineage import CELL_KEYS, POOL_KEYS, cell_task_label
 from charbench.scoring import stats
@@ -60,7 +67,7 @@ class Cell:
     frame: pd.DataFrame
     rows: PersonaRows
     email: bool
-    resample: str
+    resample: Resample
 
     @classmethod
     def build(cls, key: Key, frame: pd.DataFrame) -> Cell:
@@ -68,13 +75,13 @@ class Cell:
         personas = list(frame["personas"].iloc[0])
         rows = PersonaRows.from_fields(list(valid["fields"]), list(valid["sample_id"]), personas)
         email = str(frame["eval_task"].iloc[0]) in EMAIL_TASKS or rows.agentic
-        resample = str(frame["resample"].iloc[0])
+        resample = cast(Resample, str(frame["resample"].iloc[0]))
         return cls(key, frame, rows, email, resample)
 
     def summary(self, *, seed: int, n_boot: int) -> dict[str, float]:
         """The in-log summary of the cell's rows."""
         fn = agentic_summary if self.email else chat_summary
-        return fn(self.rows, resample=self.resample, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+        return fn(self.rows, resample=self.resample, n_boot=n_boot, seed=seed)
 
     @property
     def scored(self) -> PersonaRows:

@@ -78,6 +78,12 @@ def _predict(
     return max(candidates, key=lambda label: probs[label])
 
 
+def _metadata(fields: dict[str, Any], extras: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """The score metadata: the task's extras, then the validated :class:`ScoreFields`."""
+    task_fields = {k: extras[k] for k in TASK_FIELDS if k in extras}
+    return {**extras, **ScoreFields(**fields, **task_fields, **more).model_dump()}
+
+
 def _gold_and_personas(state: TaskState) -> tuple[str, list[str]]:
     md = state.metadata or {}
     gold = md.get("persona")
@@ -158,7 +164,7 @@ def persona_scorer(
         classified: ClassifiedText = await found if inspect.isawaitable(found) else found
         extras = {k: v for k, v in classified.extra.items() if k not in CORE_KEYS}
         md = state.metadata or {}
-        fields: dict[str, Any] = {
+        fields = {
             "gold": gold,
             "labels": personas,
             "cluster": str(md.get("cluster") or f"sample:{state.sample_id}"),
@@ -171,12 +177,11 @@ def persona_scorer(
         }
         text = classified.text
         if text is None or not text.strip():
-            written = ScoreFields(**fields, **{k: extras[k] for k in TASK_FIELDS if k in extras})
             return Score(
                 value=0.0,
                 answer="",
                 explanation=f"nothing to classify (outcome {classified.outcome})",
-                metadata={**extras, **written.model_dump()},
+                metadata=_metadata(fields, extras),
             )
         clf = await load()
         missing = [p for p in personas if p not in clf.labels]
@@ -188,18 +193,11 @@ def persona_scorer(
         probs = await clf.classify(text)
         pred = _predict(probs, clf.labels, personas, restrict_to_evaluated)
         rounded = {k: round(v, PROBS_DECIMALS) for k, v in probs.items()}
-        written = ScoreFields(
-            **fields,
-            pred=pred,
-            probs=rounded,
-            text=text,
-            **{k: extras[k] for k in TASK_FIELDS if k in extras},
-        )
         return Score(
             value=1.0 if pred == gold else 0.0,
             answer=pred,
             explanation=f"classified as {pred} (p={probs[pred]:.3f}); gold {gold}",
-            metadata={**extras, **written.model_dump()},
+            metadata=_metadata(fields, extras, pred=pred, probs=rounded, text=text),
         )
 
     return score
