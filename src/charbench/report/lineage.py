@@ -248,17 +248,19 @@ def pool_cells(
     """
     notes: list[str] = []
     if samples.empty:
-        return Pooled(samples, _logs_table(records, samples), notes, 0)
+        return Pooled(samples, _logs_table(records, samples, {}), notes, 0)
     check_pool_keys(samples)
     by_cell: dict[tuple[str, ...], list[LogRecord]] = {}
     for r in records:
         by_cell.setdefault(record_cell(r), []).append(r)
     problems: list[str] = []
     frames: list[pd.DataFrame] = []
+    replicate_of: dict[str, int] = {}
     dropped = 0
     for cell, cell_rows in samples.groupby(list(CELL_KEYS), sort=True):
         key = tuple(str(c) for c in cell)
         runs = _runs_of_cell(by_cell[key])
+        replicate_of.update({r.path: i for i, run in enumerate(runs) for r in run})
         problems += _check_replicates(key, runs, pool_replicates, notes)
         merged, n = _merge_retries(cell_rows, key, notes)
         dropped += n
@@ -280,7 +282,7 @@ def pool_cells(
         [*CELL_KEYS, "replicate", "sample_id", "epoch"], kind="mergesort"
     )
     pooled = pooled.reset_index(drop=True)
-    return Pooled(pooled, _logs_table(records, pooled), notes, dropped)
+    return Pooled(pooled, _logs_table(records, pooled, replicate_of), notes, dropped)
 
 
 def persona_set_label(meta: Any) -> str:
@@ -296,11 +298,14 @@ def record_cell(record: LogRecord) -> tuple[str, str, str]:
     return (str(meta.base), str(meta.condition), task)
 
 
-def _logs_table(records: list[LogRecord], samples: pd.DataFrame) -> pd.DataFrame:
+def _logs_table(
+    records: list[LogRecord], samples: pd.DataFrame, replicate_of: dict[str, int]
+) -> pd.DataFrame:
+    """One row per log: its cell, run and replicate, and the samples kept from it."""
     rows = []
     for r in records:
         mine = samples[samples["log"] == r.path] if not samples.empty else samples
-        rep = mine["replicate"].iloc[0] if len(mine) else 0
+        rep = replicate_of.get(r.path, 0)
         rows.append(
             {
                 "log": r.path,
@@ -309,7 +314,7 @@ def _logs_table(records: list[LogRecord], samples: pd.DataFrame) -> pd.DataFrame
                 "replicate": int(rep),
                 "status": r.status,
                 "created": pd.Timestamp(r.created),
-                "samples": len(mine),
+                "samples_kept": len(mine),
                 "errors": int(mine["error"].notna().sum()) if len(mine) else 0,
             }
         )
