@@ -337,7 +337,9 @@ def test_two_successful_runs_are_pooled_as_replicates(tmp_path: Path) -> None:
     assert row["macro_f1"] == pytest.approx(_sk_f1(gold, pred, PERSONAS))
 
 
-def test_replicates_with_different_generation_settings_are_refused(tmp_path: Path) -> None:
+def test_replicates_with_different_generation_settings_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from fixtures.report_logs import scripted_log
 
     a = scripted_log(tmp_path, pred=lambda p, c: p, generate={"temperature": 0.2}, **_common())
@@ -351,6 +353,17 @@ def test_replicates_with_different_generation_settings_are_refused(tmp_path: Pat
     report = build_report(tmp_path, write=False, n_boot=20, pool_replicates=True)
     assert report.summary.iloc[0]["n"] == 24
     assert any("pooled anyway" in n for n in report.notes)
+    # the command: refused (exit 2, the reason on the first line) unless --pool-replicates
+    from charbench import cli
+
+    out = str(tmp_path / "rep")
+    assert cli.main(["report", str(tmp_path), "--out", out, "--n-boot", "10"]) == 2
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (
+        "charbench report: refusing to pool replicate runs measured differently:"
+    )
+    args = ["report", str(tmp_path), "--out", out, "--n-boot", "10", "--pool-replicates"]
+    assert cli.main(args) == 0
 
 
 def test_replicates_with_different_model_args_are_refused(tmp_path: Path) -> None:
