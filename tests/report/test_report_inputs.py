@@ -200,3 +200,15 @@ def test_an_old_log_without_the_new_fields_reads_as_before(tmp_path: Path) -> No
     report = build_report(tmp_path, write=False, n_boot=10)
     assert report.summary.iloc[0]["n"] == len(PERSONAS) * len(CLUSTERS)
     assert report.summary.iloc[0]["ci_unit"] == "cluster"
+
+
+def test_replicates_with_different_ci_units_use_the_first_and_say_so(tmp_path: Path) -> None:
+    from fixtures.report_logs import scripted_log
+
+    common = {"base": "org/m", "condition": "mine", "task_name": "chat", "personas": PERSONAS,
+              "clusters": CLUSTERS}
+    scripted_log(tmp_path, pred=_pred(7), resample="row", generate={"seed": 1}, **common)
+    scripted_log(tmp_path, pred=_pred(8), resample="cluster", generate={"seed": 2}, **common)
+    report = build_report(tmp_path, write=False, n_boot=10)
+    assert report.summary.iloc[0]["ci_unit"] == "row"
+    assert any("different bootstrap units (row, cluster)" in n for n in report.notes)

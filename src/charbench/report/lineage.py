@@ -264,6 +264,13 @@ def pool_cells(
         problems += _check_replicates(key, runs, pool_replicates, notes)
         merged, n = _merge_retries(cell_rows, key, notes)
         dropped += n
+        units = list(dict.fromkeys(merged.sort_values("log_created")["resample"]))
+        if len(units) > 1:
+            notes.append(
+                f"cell {cell_name(key)}: its logs' metrics used different bootstrap units "
+                f"({', '.join(units)}); the report's CIs use {units[0]} for all its rows"
+            )
+            merged = merged.assign(resample=units[0])
         if len(runs) > 1:
             notes.append(
                 f"cell {cell_name(key)}: pooled {len(runs)} replicate runs "
