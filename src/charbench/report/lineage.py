@@ -264,11 +264,13 @@ def pool_cells(
         problems += _check_replicates(key, runs, pool_replicates, notes)
         merged, n = _merge_retries(cell_rows, key, notes)
         dropped += n
-        units = list(dict.fromkeys(merged.sort_values("log_created")["resample"]))
+        merged = _number_replicates(merged, runs)
+        units = list(dict.fromkeys(merged.sort_values("replicate", kind="mergesort")["resample"]))
         if len(units) > 1:
             notes.append(
                 f"cell {cell_name(key)}: its logs' metrics used different bootstrap units "
-                f"({', '.join(units)}); the report's CIs use {units[0]} for all its rows"
+                f"({', '.join(units)}); the report's CIs use {units[0]} (the first run's) "
+                "for all its rows"
             )
             merged = merged.assign(resample=units[0])
         if len(runs) > 1:
@@ -277,7 +279,7 @@ def pool_cells(
                 f"({sum(len(r) for r in runs)} logs) as independent samples"
             )
         n_logs = sum(len(r) for r in runs)
-        frames.append(_number_replicates(merged, runs).assign(cell_logs=n_logs))
+        frames.append(merged.assign(cell_logs=n_logs))
     if problems:
         raise PoolingError(
             "refusing to pool replicate runs measured differently:\n  - "
