@@ -54,7 +54,7 @@ def test_a_source_without_a_constant_is_refused(tmp_path: Path, study_root: Path
     with pytest.raises(DctSourceError, match="no module-level MAX_CONSECUTIVE_MALFORMED"):
         load_harness(root)
     module.write_text("def broken(:\n")
-    with pytest.raises(DctSourceError, match="dct_path: .*cannot be parsed"):
+    with pytest.raises(DctSourceError, match=r"dct_path: .*cannot be parsed"):
         load_harness(root)
 
 
@@ -137,7 +137,7 @@ def test_scenario_files(study_root: Path) -> None:
     assert [s.id for s in select_scenarios(agentic, ["agentic_actions_room_booking_v1"])] == [
         "room_booking_v1"
     ]
-    with pytest.raises(ValueError, match="unknown scenario 'nope' in suite=dct.*lunch_order"):
+    with pytest.raises(ValueError, match=r"unknown scenario 'nope' in suite=dct.*lunch_order"):
         select_scenarios(agentic, "nope")
 
 
@@ -148,7 +148,7 @@ def test_invalid_scenarios_are_refused(tmp_path: Path, study_root: Path) -> None
     shutil.copytree(study_root, root)
     path = root / "data/scaffolds/agentic_actions/agentic_actions_room_booking_v1.yaml"
     path.write_text(path.read_text().replace("- role: user\n", "- role: narrator\n"))
-    with pytest.raises(DctSourceError, match="room_booking_v1.yaml is not a valid study scenario"):
+    with pytest.raises(DctSourceError, match=r"room_booking_v1.yaml is not a valid study scenario"):
         load_agentic_scenarios(root)
     jsonl = root / "data/scaffolds/chat_email.jsonl"
     jsonl.write_text(jsonl.read_text().replace('"chat_email"', '"agentic_email"', 1))
