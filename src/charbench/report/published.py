@@ -6,7 +6,7 @@ suffix, from the depth-character-training study (DCT). ID chat used DCT's Pure-D
 personas (500 rollouts); the agentic macro-F1 is over the rollouts that sent an email only
 (``n_emailed``), which is charbench's ``macro_f1`` for agentic cells, not ``macro_f1_itt``.
 The agentic CIs of the full stage are DCT's row bootstrap (1000 resamples), not charbench's
-cluster bootstrap, so they are narrower than a cluster CI would be.
+cluster bootstrap; on the study's data they are about as wide as a scenario-cluster CI.
 """
 
 from __future__ import annotations
