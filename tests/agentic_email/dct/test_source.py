@@ -104,6 +104,25 @@ def test_an_archive_with_other_files_is_refused_and_not_cached(
         resolve_source(cache_dir=tmp_path / "cache")
 
 
+def test_a_concurrent_download_that_finished_first_is_used(
+    serve: _Server, study_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve.body = _archive(study_root)
+    download = source._download
+
+    def racing(url: str) -> bytes:
+        blob = download(url)
+        # another process completes the same download while this one unpacks
+        monkeypatch.setattr(source, "_download", download)
+        resolve_source(cache_dir=tmp_path)
+        return blob
+
+    monkeypatch.setattr(source, "_download", racing)
+    found = resolve_source(cache_dir=tmp_path)
+    assert found.pinned and len(serve.requests) == 2
+    assert [p.name for p in found.root.parent.iterdir()] == [source.DCT_COMMIT]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -204,9 +204,17 @@ def _fetch_archive(cache_dir: str | os.PathLike[str] | None) -> DctSource:
                 "Pass -T dct_path=DIR with a checkout of that commit instead."
             )
         (tmp / _MARKER).write_text(f'{{"commit": "{DCT_COMMIT}", "digest": "{digest}"}}\n')
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        if final.exists() and not (final / _MARKER).is_file():
+            shutil.rmtree(final)  # not ours (no marker): replace it
+        try:
+            tmp.rename(final)
+        except OSError as err:
+            # another process finished the same download first: use its copy if complete
+            if not (final / _MARKER).is_file() or files_digest(final) != PINNED_DIGEST:
+                raise DctSourceError(
+                    f"cannot put the study's files into the cache at {final} ({err}); remove "
+                    "that folder and retry, or pass -T dct_path=DIR"
+                ) from err
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
