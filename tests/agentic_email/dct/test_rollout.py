@@ -205,7 +205,16 @@ def test_persona_prompt_and_family_clusters(tmp_path: Path) -> None:
     assert first.input[0].text == f"{PERSONA_DESCRIPTIONS['humor'].strip()}\n\n{SYS1}"
     md = first.metadata or {}
     assert md["cluster"] == md["family"] == "lunch_order" and md["suite"] == "dct"
-    assert md["source_id"] == "agentic_actions_lunch_order_v1"
+    assert md["source_id"] == "agentic_actions_lunch_order_v1" and md["sanitized"] == 0
+
+
+def test_unsafe_characters_are_replaced_and_counted(study_root: Path) -> None:
+    from charbench.agentic_email.dct.formats import Turn
+    from charbench.agentic_email.dct.suite import opening_messages, unsafe_characters
+
+    turns = [Turn(role="system", content="a\x00b"), Turn(role="tool", content="\x07")]
+    assert [m.text for m in opening_messages(turns)] == ["a\ufffdb", "[TOOL OUTPUT]\n\ufffd"]
+    assert unsafe_characters(turns) == 2
 
 
 DRAFTS = {

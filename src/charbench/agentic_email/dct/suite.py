@@ -44,6 +44,7 @@ from charbench.agentic_email.dct.source import DCT_COMMIT, DctSource, resolve_so
 from charbench.agentic_email.loop import Episode, single_reply
 from charbench.personas import PERSONA_DESCRIPTIONS
 from charbench.scoring import ClassifiedText
+from charbench.textsafe import sanitize
 
 __all__ = ["DctScaffold", "DctSuite", "dct_samples", "dct_solver", "dct_text", "load_suite"]
 
@@ -97,17 +98,25 @@ def load_suite(
 
 
 def _message(turn: Turn) -> ChatMessage:
+    content = sanitize(turn.content)[0]
     if turn.role == "system":
-        return ChatMessageSystem(content=turn.content)
+        return ChatMessageSystem(content=content)
     if turn.role == "assistant":
-        return ChatMessageAssistant(content=turn.content)
+        return ChatMessageAssistant(content=content)
     if turn.role == "tool":
-        return ChatMessageUser(content=TOOL_OUTPUT_PREFIX + turn.content)
-    return ChatMessageUser(content=turn.content)
+        return ChatMessageUser(content=TOOL_OUTPUT_PREFIX + content)
+    return ChatMessageUser(content=content)
+
+
+def unsafe_characters(turns: Sequence[Turn]) -> int:
+    """How many characters of the turns :func:`charbench.textsafe.sanitize` replaces (none in
+    the pinned commit's files)."""
+    return sum(sanitize(t.content)[1] for t in turns)
 
 
 def opening_messages(turns: Sequence[Turn], persona: str | None = None) -> list[ChatMessage]:
-    """A scenario's opening turns as Inspect messages.
+    """A scenario's opening turns as Inspect messages (made safe with
+    :func:`charbench.textsafe.sanitize`, a no-op on the pinned commit's files).
 
     Args:
         turns: The scenario's turns.
@@ -133,7 +142,8 @@ def dct_samples(
 
     Metadata: ``persona``, ``personas``, ``cluster`` (the scenario id, or its family when
     ``cluster_by_family``), ``task``, ``scenario``, ``source_id`` (the study's id),
-    ``family``, ``scaffold``, ``suite`` (``dct``), ``persona_prompt``.
+    ``family``, ``scaffold``, ``suite`` (``dct``), ``persona_prompt``, ``sanitized`` (how
+    many unsafe characters of the scenario's text were replaced; 0 for the pinned files).
     """
     samples = []
     for persona in personas:
@@ -154,6 +164,7 @@ def dct_samples(
                         "scaffold": suite.scaffold,
                         "suite": "dct",
                         "persona_prompt": persona_prompt,
+                        "sanitized": unsafe_characters(scenario.turns),
                     },
                 )
             )
