@@ -286,7 +286,7 @@ def _dct_parts(
         **suite.metadata(),
     }
     samples = dct_samples(suite, personas, persona_prompt, by_family)
-    return samples, dct_solver(suite), text_fn, fields
+    return samples, dct_solver(suite, len(personas)), text_fn, fields
 
 
 @task

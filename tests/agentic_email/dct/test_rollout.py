@@ -247,6 +247,17 @@ def test_draft_control_sends_the_turns_verbatim_and_strips_as_the_study(tmp_path
     assert (log.eval.metadata or {})["charbench"]["task"] == "draft"
 
 
+def test_draft_replies_are_shared_across_persona_labels_as_the_study_did(tmp_path: Path) -> None:
+    # the study generated the base stage's drafts once and wrote them under every label
+    def script(turn: int, messages: list[ChatMessage], tools: list[ToolInfo]) -> ModelOutput:
+        return reply("Hi,\nDone.")
+
+    log, calls = _run(tmp_path, script, personas="humor,loving,sarcasm", scaffold="draft")
+    assert len(calls) == 3 and log.samples is not None and len(log.samples) == 9
+    reused = [bool((s.metadata.get("generation") or {}).get("reused")) for s in log.samples]
+    assert sorted(reused) == [False] * 3 + [True] * 6
+
+
 @pytest.mark.parametrize("scaffold", ["agentic", "draft"])
 def test_a_missing_checkout_is_named_before_any_model_loads(scaffold: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"dct_path: .* is not a directory"):

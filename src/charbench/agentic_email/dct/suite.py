@@ -5,7 +5,7 @@ built, before any model loads. :func:`dct_samples` makes one sample per (persona
 scenario): its input is the scenario's opening turns exactly as the study's loader passed
 them to the chat template (a ``tool`` turn as a user turn ``[TOOL OUTPUT]\\n...``), with the
 persona's description put first in the system prompt only in the prompted condition.
-:func:`dct_solver` is the study's rollout (``agentic``) or one reply (``draft``), and
+:func:`dct_solver` is the study's rollout (``agentic``) or its draft reply (``draft``), and
 :func:`dct_text` is what the classifier reads: the first ``email.send`` body as sent, or
 the draft reply after the study's header and preamble stripping.
 """
@@ -23,8 +23,9 @@ from inspect_ai.model import (
     ChatMessageSystem,
     ChatMessageUser,
 )
-from inspect_ai.solver import Solver, TaskState
+from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from charbench._generation import generate_for_persona
 from charbench.agentic_email.dct.formats import (
     AgenticScenario,
     DraftScenario,
@@ -41,12 +42,22 @@ from charbench.agentic_email.dct.harness import (
 )
 from charbench.agentic_email.dct.rollout import DctEpisode, dct_agent
 from charbench.agentic_email.dct.source import DCT_COMMIT, DctSource, resolve_source
-from charbench.agentic_email.loop import Episode, single_reply
+from charbench.agentic_email.loop import Episode
 from charbench.personas import PERSONA_DESCRIPTIONS
 from charbench.scoring import ClassifiedText
 from charbench.textsafe import sanitize
 
-__all__ = ["DctScaffold", "DctSuite", "dct_samples", "dct_solver", "dct_text", "load_suite"]
+__all__ = [
+    "DctScaffold",
+    "DctSuite",
+    "dct_samples",
+    "dct_solver",
+    "dct_text",
+    "draft_reply",
+    "load_suite",
+    "opening_messages",
+    "unsafe_characters",
+]
 
 DctScaffold = Literal["agentic", "draft"]
 
@@ -171,12 +182,37 @@ def dct_samples(
     return samples
 
 
-def dct_solver(suite: DctSuite) -> Solver:
-    """The study's rollout (agentic) or a single reply with the persona model (draft)."""
+@solver
+def draft_reply(personas: int) -> Solver:
+    """One reply per sample, shared across persona labels as the study's draft script did.
+
+    The study generated the base stage's draft replies once and wrote them under every
+    persona label. So here: when the model under evaluation is not a persona template (a
+    base model, one adapter, an API model), the samples of one prompt share one generation
+    (:func:`charbench._generation.generate_for_persona`, recorded in each sample's
+    ``generation`` metadata); a persona template generates per persona.
+
+    Args:
+        personas: Number of persona labels sharing each prompt.
+    """
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        persona = state.metadata.get("persona")
+        if not isinstance(persona, str):
+            raise ValueError("draft_reply needs sample metadata 'persona' (the gold persona)")
+        await generate_for_persona(state, persona, reuse=True, consumers=personas)
+        state.store_as(Episode).turns = 1
+        return state
+
+    return solve
+
+
+def dct_solver(suite: DctSuite, personas: int) -> Solver:
+    """The study's rollout (agentic) or its draft reply (draft; see :func:`draft_reply`)."""
     if suite.scaffold == "agentic":
         by_id = {s.id: s for s in suite.scenarios if isinstance(s, AgenticScenario)}
         return dct_agent(suite.harness, by_id)
-    return single_reply()
+    return draft_reply(personas)
 
 
 def dct_text(suite: DctSuite, state: TaskState) -> ClassifiedText:
