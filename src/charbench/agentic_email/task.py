@@ -416,7 +416,9 @@ def agentic_email(
         **fields,
     }
     return Task(
-        dataset=MemoryDataset(samples, name=f"agentic_email-{suite}-{scaffold}"),
+        dataset=MemoryDataset(
+            samples, name=f"agentic_email-{'dct-' if suite == 'dct' else ''}{scaffold}"
+        ),
         solver=solver,
         scorer=persona_scorer(
             spec, restrict_to_evaluated=restrict_to_evaluated, text_fn=text_fn, agentic=True
