@@ -285,3 +285,27 @@ def test_score_order_does_not_change_any_metric() -> None:
     for resample in ("row", "cluster"):
         m = persona_metrics(resample=resample)
         assert compute(m, scores) == compute(m, list(reversed(scores)))
+
+
+def test_dct_malformed_rate_counts_the_study_ending_not_the_outcome() -> None:
+    from charbench.contracts import ScoreFields
+    from charbench.scoring.metrics import PersonaRows, agentic_summary
+
+    def f(gold: str, pred: str | None, outcome: str, terminated: str) -> ScoreFields:
+        return ScoreFields(
+            gold=gold, pred=pred, labels=("a", "b"), cluster=f"c-{gold}-{terminated}",
+            outcome=outcome, agentic=True, terminated=terminated,
+        )
+
+    fields = [
+        f("a", "a", "emailed", "malformed"),  # emailed, then 4 unparseable turns
+        f("a", None, "no_email", "malformed"),
+        f("b", "b", "emailed", "final"),
+        f("b", None, "no_email", "max_steps"),
+    ]
+    rows = PersonaRows.from_fields(fields, [f"s{i}" for i in range(4)], ["a", "b"])
+    out = agentic_summary(rows, n_boot=50)
+    assert out["email_rate"] == 0.5
+    assert out["malformed_rate"] == 0.5
+    assert out["malformed_rate_a"] == 1.0
+    assert out["malformed_rate_b"] == 0.0

@@ -212,6 +212,23 @@ def _outcome_rates(rows: PersonaRows) -> dict[str, float]:
         mine = [o for g, o in zip(rows.gold, outcomes, strict=True) if g == label]
         for o in per:
             out[f"{outcome_key(o)}_{label}"] = _rate(mine, o)
+    return out | _study_endings(rows)
+
+
+def _study_endings(rows: PersonaRows) -> dict[str, float]:
+    """suite=dct: the malformed rate is the share of rollouts the study ended ``malformed``.
+
+    The study records its ending (``terminated``) apart from the outcome: a rollout can send
+    an email and still end after 4 unparseable turns, so these rates replace the outcome-based
+    ``malformed_rate`` keys (empty for rows without ``terminated``).
+    """
+    if not rows.fields or all(f.terminated is None for f in rows.fields):
+        return {}
+    ended = [f.terminated == MALFORMED for f in rows.fields]
+    out = {outcome_key(MALFORMED): sum(ended) / len(ended)}
+    for label in rows.labels:
+        mine = [e for g, e in zip(rows.gold, ended, strict=True) if g == label]
+        out[f"{outcome_key(MALFORMED)}_{label}"] = sum(mine) / len(mine) if mine else math.nan
     return out
 
 
