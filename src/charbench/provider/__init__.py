@@ -10,7 +10,7 @@ Usage (after ``pip install -e .``, which registers the provider through the pack
 
 Modules: :mod:`._api` (``HFLoraAPI``, the ModelAPI), :mod:`.engine` (shared bases, batching
 worker), :mod:`.adapters` (verified adapter loading), :mod:`.resolve` (local/Hub
-resolution), :mod:`.chat` (chat templates), :mod:`.tool_protocol` (tool-call text
+resolution), :mod:`.chat` (chat templates), :mod:`charbench.toolcalls` (tool-call text
 protocols), :mod:`.errors`. Importing this package does not import torch.
 """
 

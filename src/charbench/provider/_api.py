@@ -33,7 +33,7 @@ local generation pass ``--max-connections`` at least ``max_batch_size`` (e.g. 64
 
 Tool choice: ``auto`` (default) lets the model decide; ``none`` hides the tools. ``any``
 requires a call: hf-lora prefills the opening of the call and the model picks the tool
-(:func:`~charbench.provider.tool_protocol.forced_call_prefix`). A ``ToolFunction`` requires
+(:func:`~charbench.toolcalls.forced_call_prefix`). A ``ToolFunction`` requires
 that tool: with the json protocol, and when every required argument takes a string, the call
 is *guided*: hf-lora writes the call's JSON and the model writes the required arguments'
 values (optional arguments are left out): its own text is kept while it follows the call's
@@ -74,8 +74,8 @@ from inspect_ai.model._model_info import (
 )
 from inspect_ai.tool import ToolChoice, ToolFunction, ToolInfo
 
+from charbench import toolcalls as tool_protocol
 from charbench.personas import STAGES, released_base
-from charbench.provider import tool_protocol
 from charbench.provider.chat import RAW_COMPLETION_KEY, ChatRenderer, load_chat_template
 from charbench.provider.errors import HFLoraError
 from charbench.routing import PERSONA_PLACEHOLDER
@@ -376,9 +376,9 @@ class HFLoraAPI(ModelAPI):
                 parsed = tool_protocol.parse_native_tool_calls(self._base.family, text, use_tools)
             else:
                 parsed = tool_protocol.parse_tool_calls(text, use_tools)
-            content, calls = parsed.content, parsed.tool_calls
+            content, calls, repaired = parsed.content, parsed.tool_calls, parsed.repaired
         else:
-            content, calls = text, []
+            content, calls, repaired = text, [], []
         stop_reason: Any = "tool_calls" if calls else result.stop_reason
         name = self.display_name()
         message = ChatMessageAssistant(
@@ -418,6 +418,8 @@ class HFLoraAPI(ModelAPI):
                 "output_tokens": result.output_tokens,
                 "stop_reason": result.stop_reason,
                 "batch_size": result.batch_size,
+                # a call read only after closing what the model left open (toolcalls)
+                "repaired": repaired or None,
             },
             time=result.time,
         )
