@@ -177,6 +177,7 @@ def agentic_email(
     temperature: float = 0.7,
     top_p: float = 0.95,
     max_tokens: int = 512,
+    text_tool_calls: bool = False,
 ) -> Task:
     """Out-of-distribution persona test: the email an agent sends at work.
 
@@ -224,6 +225,10 @@ def agentic_email(
         temperature: Sampling temperature (default 0.7); ``--temperature`` overrides.
         top_p: Nucleus sampling (default 0.95); ``--top-p`` overrides.
         max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
+        text_tool_calls: Parse tool calls that the model provider left in the reply text
+            (a server without a tool-call parser) with charbench's lenient protocol and run
+            them, marked as text-parsed (default False: such a turn ends the rollout as
+            ``unparsed_call`` with a warning; see docs/serving.md). Agentic scaffold only.
 
     Returns:
         The Inspect task. A sample that errors is recorded and counted, not fatal, up to
@@ -253,6 +258,11 @@ def agentic_email(
     _check_int("max_tokens", max_tokens, 1)
     _check_bool("persona_prompt", persona_prompt)
     _check_bool("restrict_to_evaluated", restrict_to_evaluated)
+    if _check_bool("text_tool_calls", text_tool_calls) and scaffold != "agentic":
+        raise ValueError(
+            f"text_tool_calls=true applies to the agentic scaffold only (the {scaffold!r} "
+            "scaffold has no tools); leave it at false"
+        )
     _check_float("temperature", temperature, 0.0, None)
     _check_float("top_p", top_p, 0.0, 1.0)
     if condition is not None and (not isinstance(condition, str) or not condition.strip()):
@@ -275,7 +285,11 @@ def agentic_email(
 
     solver = (
         email_agent(
-            tools_for, max_turns=max_turns, max_malformed=max_malformed, tool_choice=tool_choice
+            tools_for,
+            max_turns=max_turns,
+            max_malformed=max_malformed,
+            tool_choice=tool_choice,
+            text_tool_calls=text_tool_calls,
         )
         if scaffold == "agentic"
         else single_reply()
@@ -293,6 +307,7 @@ def agentic_email(
         "max_turns": max_turns,
         "max_malformed": max_malformed,
         "tool_choice": tool_choice,
+        "text_tool_calls": text_tool_calls,
     }
     return Task(
         dataset=MemoryDataset(
