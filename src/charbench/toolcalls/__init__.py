@@ -26,7 +26,12 @@ curly double quotes when the block has no straight ones, the key spellings
 ``arguments``/``args``/``parameters``/``params``/``input``/``action_input`` and
 ``name``/``function``/``tool``/``tool_name``/``action``, OpenAI's nesting
 ``{"function": {"name", "arguments"}}``, arguments given as a JSON string, and tool names
-that differ in case or in ``-``/``_``/space separators.
+that differ in case or in ``-``/``_``/space separators. One repair goes further and is
+reported: a string value left open at a block's *closing* fence (or ``</tool_call>``) is
+closed there with its brackets, because the model ended the call itself (a real 0.5B model
+wrote ``send_email`` bodies that way, four turns in a row); :attr:`ParsedReply.repaired`
+says so, and ``hf-lora`` copies it into the ``ModelCall``. A block that was never closed
+(the reply ran out of tokens) is still reported as cut off, never guessed at.
 
 What cannot be used becomes a :class:`~inspect_ai.tool.ToolCall` whose ``parse_error``
 tells the model precisely what was wrong (invalid JSON with line and column, unknown tool
