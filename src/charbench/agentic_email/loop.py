@@ -166,17 +166,9 @@ def _check_limits(max_turns: int, max_malformed: int, tool_choice: str = "auto")
 
 
 def _tool_infos(tools: Sequence[Tool]) -> list[ToolInfo]:
-    infos = []
-    for tool in tools:
-        tool_def = ToolDef(tool)
-        infos.append(
-            ToolInfo(
-                name=tool_def.name,
-                description=tool_def.description,
-                parameters=tool_def.parameters,
-            )
-        )
-    return infos
+    """What the model is offered of each tool, for the text-call parser."""
+    defs = [ToolDef(tool) for tool in tools]
+    return [ToolInfo(name=d.name, description=d.description, parameters=d.parameters) for d in defs]
 
 
 def _warn(episode: Episode, hint: str) -> None:
