@@ -6,7 +6,9 @@ a user saw every call scored as ``no_email``. Checked: requests reach the server
 ``send_email`` comes back as native ``tool_calls`` (llama.cpp constrains a named
 ``tool_choice`` with a grammar) and round-trips through ``execute_tools``; a call the model
 writes as text (forced here with a grammar, since a 135M model does not call tools on its
-own) is ``unparsed_call`` with the warning, and runs with ``text_tool_calls=true``.
+own) is ``unparsed_call`` with the warning, and runs with ``text_tool_calls=true``; and the
+server's token counts show that the default template renders a ``tool`` message while
+``--chat_format chatml-function-calling`` drops its content (the ``empty_after_tool`` hint).
 
 Needs ``llama_cpp`` importable, or its wheel in ``~/.cache/charbench/wheels`` (a source
 build: ``pip wheel --no-deps llama-cpp-python==0.3.36 -w ~/.cache/charbench/wheels``, about
@@ -17,6 +19,8 @@ not set; in CI a missing server is a failure.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -34,7 +38,18 @@ from fixtures.scripted_models import shared_tiny_classifier, tool_results
 from inspect_ai import eval as inspect_eval
 from inspect_ai.event import LoggerEvent
 from inspect_ai.log import EvalLog, EvalSample
-from inspect_ai.model import ChatMessageAssistant, Model, get_model
+from inspect_ai.model import (
+    ChatMessage,
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageTool,
+    ChatMessageUser,
+    GenerateConfig,
+    Model,
+    get_model,
+)
+from inspect_ai.tool import ToolCall, ToolInfo, ToolParams
+from inspect_ai.util import JSONSchema
 
 from charbench.agentic_email.loop import TEXT_TOOL_CALLS_KEY
 from charbench.agentic_email.scenarios import load_scenarios
@@ -99,9 +114,9 @@ class Server:
         return get_model("openai-api/llamacpp/smollm2", base_url=self.url, api_key="none")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("llama-cpp")
+@contextlib.contextmanager
+def _serve(tmp: Path, *extra: str) -> Iterator[Server]:
+    """Run ``python -m llama_cpp.server`` on SmolLM2's GGUF until the block ends."""
     pythonpath = _server_pythonpath(tmp / "wheel")
     gguf = find_smollm2_gguf(progress=False)
     port = _free_port()
@@ -112,7 +127,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
              "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "--n_ctx", "8192", "--n_threads", "2", "--seed", "0"],
+             "--n_ctx", "8192", "--n_threads", "2", "--seed", "0", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )
     try:
@@ -124,6 +139,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server with the model's own chat template (no tool-call parser)."""
+    with _serve(tmp_path_factory.mktemp("llama-cpp")) as running:
+        yield running
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -229,3 +251,41 @@ def test_call_written_as_text_is_unparsed_call_then_runs_with_text_tool_calls(
     assert first.metadata and TEXT_TOOL_CALLS_KEY in first.metadata
     assert log.eval.metadata is not None
     assert log.eval.metadata["charbench"]["text_tool_calls"] is True
+
+
+LOOKUP = ToolInfo(
+    name="lookup_contact",
+    description="Find a colleague.",
+    parameters=ToolParams(properties={"name": JSONSchema(type="string")}, required=["name"]),
+)
+_RESULT = "Dana Reyes, Head of Finance, dana.reyes@example.com, extension 4417. " * 8
+
+
+def _prompt_tokens(model: Model, with_result: bool) -> int:
+    """Prompt tokens the server counted for a conversation with or without a tool result."""
+    call = ToolCall(id="call_1", function="lookup_contact", arguments={"name": "Dana"})
+    messages: list[ChatMessage] = [
+        ChatMessageSystem(content="You are an operations agent."),
+        ChatMessageUser(content="Who is Dana?"),
+        ChatMessageAssistant(content="", tool_calls=[call]),
+    ]
+    if with_result:
+        messages.append(ChatMessageTool(content=_RESULT, tool_call_id="call_1",
+                                        function="lookup_contact"))
+    output = asyncio.run(model.generate(messages, [LOOKUP], tool_choice="none",
+                                        config=GenerateConfig(max_tokens=1, temperature=0)))
+    assert output.usage is not None
+    return output.usage.input_tokens
+
+
+def test_function_calling_format_drops_tool_messages_and_the_default_keeps_them(
+    server: Server, tmp_path: Path
+) -> None:
+    # the model's own template renders the tool result (the prompt grows by it) ...
+    model = server.model()
+    assert _prompt_tokens(model, True) > _prompt_tokens(model, False) + 50
+    # ... llama.cpp's chatml-function-calling format drops its content (only the role
+    # header, 3 tokens, is rendered): what empty_after_tool's warning names
+    with _serve(tmp_path, "--chat_format", "chatml-function-calling") as fc_server:
+        fc_model = fc_server.model()
+        assert _prompt_tokens(fc_model, True) - _prompt_tokens(fc_model, False) < 10
