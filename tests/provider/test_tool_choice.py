@@ -15,7 +15,7 @@ from inspect_ai.tool import ToolFunction, ToolInfo, ToolParam, ToolParams
 
 from charbench.provider.chat import RAW_COMPLETION_KEY
 from charbench.provider.engine import GenResult, GenSettings
-from charbench.provider.tool_protocol import (
+from charbench.toolcalls import (
     forced_call_prefix,
     guided_call_fields,
     guided_call_head,
@@ -188,7 +188,7 @@ def test_a_departure_is_dropped_and_the_expected_key_written(
 )
 def test_take_guided_values(continuation: str, fields: list[str], kept: str, nxt: int,
                             complete: bool) -> None:
-    from charbench.provider.tool_protocol import take_guided_values
+    from charbench.toolcalls import take_guided_values
 
     assert take_guided_values(continuation, fields, 0) == (kept, nxt, complete)
 
@@ -291,3 +291,24 @@ def test_a_value_with_a_stray_backslash_still_gives_a_valid_call(
                                       CONFIG))
     (tc,) = out.message.tool_calls
     assert tc.parse_error is None and tc.arguments == {"name_or_email": "ouldv\\h%a"}
+
+
+def test_model_call_records_a_repaired_call(
+    llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the model closed the fence but not the body string (finished with stop): the call is
+    # recovered and the ModelCall says it was repaired
+    rest = ('```json\n{"name": "send_email", "arguments": {"to": "aisha@x.com", '
+            '"subject": "Thanks", "body": "Thank you, Aisha.\n```')
+    api, _ = _api_with(llama_dir, monkeypatch,
+                       lambda p, s: GenResult(rest, 100, 30, "stop", 0.01, 1))
+    out, call = asyncio.run(api.generate(MESSAGES, [SEND, LOOKUP], "auto", CONFIG))
+    (tc,) = out.message.tool_calls
+    assert tc.parse_error is None and tc.arguments["body"] == "Thank you, Aisha."
+    assert call.response["repaired"] == [
+        "send_email: closed an unterminated string and 2 brackets at the end of the block"]
+    well_formed = rest.replace("Aisha.\n```", 'Aisha."}}\n```')
+    api, _ = _api_with(llama_dir, monkeypatch,
+                       lambda p, s: GenResult(well_formed, 100, 30, "stop", 0.01, 1))
+    _, call = asyncio.run(api.generate(MESSAGES, [SEND, LOOKUP], "auto", CONFIG))
+    assert call.response["repaired"] is None

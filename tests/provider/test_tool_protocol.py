@@ -1,4 +1,4 @@
-"""Tests of the hf-lora tool-call text protocol (charbench.provider.tool_protocol)."""
+"""Tests of the hf-lora tool-call text protocol (charbench.toolcalls)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from inspect_ai.model._call_tools import validate_tool_input
 from inspect_ai.tool import Tool, ToolCall, ToolInfo, ToolParams, tool
 from inspect_ai.util import JSONSchema
 
-from charbench.provider.tool_protocol import (
+from charbench.toolcalls import (
     ParsedReply,
-    _parse_reply,
     parse_native_tool_calls,
     parse_tool_calls,
     render_tool_calls,
@@ -26,6 +25,7 @@ from charbench.provider.tool_protocol import (
     to_openai_tools,
     tool_calls_to_openai,
 )
+from charbench.toolcalls.extract import _parse_reply
 
 S = JSONSchema
 
@@ -555,6 +555,55 @@ def test_ids_are_deterministic_and_unique() -> None:
     assert len({c.id for c in first.tool_calls}) == 2
     other = parse_tool_calls(text + " ", TOOLS)
     assert {c.id for c in other.tool_calls}.isdisjoint({c.id for c in first.tool_calls})
+
+
+# ---- the string left open at the closing fence (a real 0.5B model's send_email) --------
+
+_OPEN_BODY = (
+    'I will send it now.\n```json\n{"name": "send_email", "arguments": {"to": "dana@x.com", '
+    '"subject": "Budget", "body": "Hi Dana,\n\nThe "Q3" numbers are in.\nBest,\nSam\n```'
+)
+
+
+def test_string_open_at_the_closing_fence_is_closed_and_the_call_recovered() -> None:
+    reply = parse_tool_calls(_OPEN_BODY, TOOLS)
+    (tc,) = reply.tool_calls
+    assert tc.parse_error is None
+    assert tc.function == "send_email"
+    assert tc.arguments == {
+        "to": "dana@x.com",
+        "subject": "Budget",
+        "body": 'Hi Dana,\n\nThe "Q3" numbers are in.\nBest,\nSam',
+    }
+    assert reply.content == "I will send it now."
+    assert reply.repaired == [
+        "send_email: closed an unterminated string and 2 brackets at the end of the block"
+    ]
+
+
+def test_open_string_in_a_closed_tool_call_tag_is_recovered_natively() -> None:
+    text = '<tool_call>\n{"name": "lookup_contact", "arguments": {"name": "Dana\n</tool_call>'
+    reply = parse_native_tool_calls("qwen2", text, TOOLS)
+    (tc,) = reply.tool_calls
+    assert (tc.function, tc.arguments, tc.parse_error) == ("lookup_contact", {"name": "Dana"}, None)
+    assert len(reply.repaired) == 1
+
+
+def test_string_open_without_a_closing_fence_is_still_cut_off() -> None:
+    # no closing fence: the reply ran out of tokens; a truncated value is never guessed at
+    reply = parse_tool_calls(_OPEN_BODY.removesuffix("```"), TOOLS)
+    (tc,) = reply.tool_calls
+    assert tc.parse_error is not None and tc.arguments == {}
+    assert reply.repaired == []
+
+
+def test_closing_at_the_fence_does_not_hide_other_damage() -> None:
+    # closing the open string still leaves invalid JSON ("to" has no value): an error,
+    # and a well-formed call needs no repair note
+    broken = '```json\n{"name": "send_email", "arguments": {"to": "a", "body\n```'
+    reply = parse_tool_calls(broken, TOOLS)
+    assert reply.tool_calls[0].parse_error is not None and reply.repaired == []
+    assert parse_tool_calls(fence(call("lookup_contact", {"name": "A"})), TOOLS).repaired == []
 
 
 # ---- native formats --------------------------------------------------------------------

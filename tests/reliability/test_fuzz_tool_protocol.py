@@ -30,12 +30,12 @@ from inspect_ai.tool import ToolCall, ToolInfo, ToolParams
 from inspect_ai.util import JSONSchema
 from pydantic import TypeAdapter
 
-from charbench.provider.tool_protocol import (
+from charbench.toolcalls import (
     ParsedReply,
-    _parse_reply,
     parse_native_tool_calls,
     parse_tool_calls,
 )
+from charbench.toolcalls.extract import _parse_reply
 
 S = JSONSchema
 MUTATED_INPUTS = 100_000

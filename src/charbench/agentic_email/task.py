@@ -180,7 +180,7 @@ def _samples(
 
 def _check_suite(
     suite: object, scaffold: str, dct_path: object, tool_choice: str,
-    max_turns: int, max_malformed: int,
+    max_turns: int, max_malformed: int, text_tool_calls: bool = False,
 ) -> None:
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
@@ -192,6 +192,11 @@ def _check_suite(
         raise ValueError(
             f"suite=dct has the scaffolds {', '.join(_DCT_SCAFFOLDS)} (the study's agentic "
             f"rollout and its draft control), not {scaffold!r}"
+        )
+    if text_tool_calls:
+        raise ValueError(
+            "text_tool_calls applies to suite=charbench only (suite=dct parses the study's "
+            "fenced blocks from the text itself); leave it at false"
         )
     if tool_choice != "auto":
         raise ValueError(
@@ -208,7 +213,7 @@ def _check_suite(
 def _check_args(
     scaffold: str, resample: object, tool_choice: str, max_turns: int, max_malformed: int,
     max_tokens: int, persona_prompt: bool, restrict_to_evaluated: bool, temperature: float,
-    top_p: float, condition: str | None, classifier: str | None,
+    top_p: float, condition: str | None, classifier: str | None, text_tool_calls: bool,
 ) -> None:
     if scaffold not in SCAFFOLDS:
         raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
@@ -225,6 +230,11 @@ def _check_args(
     _check_int("max_tokens", max_tokens, 1)
     _check_bool("persona_prompt", persona_prompt)
     _check_bool("restrict_to_evaluated", restrict_to_evaluated)
+    if _check_bool("text_tool_calls", text_tool_calls) and scaffold != "agentic":
+        raise ValueError(
+            f"text_tool_calls=true applies to the agentic scaffold only (the {scaffold!r} "
+            "scaffold has no tools); leave it at false"
+        )
     _check_float("temperature", temperature, 0.0, None)
     _check_float("top_p", top_p, 0.0, 1.0)
     if condition is not None and (not isinstance(condition, str) or not condition.strip()):
@@ -238,7 +248,7 @@ def _check_args(
 def _charbench_parts(
     personas: list[str], scenarios: str | list[str] | None, scaffold: str,
     persona_prompt: bool, by_family: bool, max_turns: int, max_malformed: int,
-    tool_choice: AgentToolChoice,
+    tool_choice: AgentToolChoice, text_tool_calls: bool,
 ) -> tuple[list[Sample], Solver, TextFn, dict[str, Any]]:
     """The charbench suite's samples, solver, text function and metadata fields."""
     scenario_list = load_scenarios(scenarios)
@@ -250,7 +260,8 @@ def _charbench_parts(
 
     solver = (
         email_agent(
-            tools_for, max_turns=max_turns, max_malformed=max_malformed, tool_choice=tool_choice
+            tools_for, max_turns=max_turns, max_malformed=max_malformed,
+            tool_choice=tool_choice, text_tool_calls=text_tool_calls,
         )
         if scaffold == "agentic"
         else single_reply()
@@ -261,6 +272,7 @@ def _charbench_parts(
         "max_turns": max_turns,
         "max_malformed": max_malformed,
         "tool_choice": tool_choice,
+        "text_tool_calls": text_tool_calls,
     }
     return samples, solver, email_text, fields
 
@@ -307,6 +319,7 @@ def agentic_email(
     temperature: float = 0.7,
     top_p: float = 0.95,
     max_tokens: int = 512,
+    text_tool_calls: bool = False,
 ) -> Task:
     """Out-of-distribution persona test: the email an agent sends at work.
 
@@ -364,6 +377,11 @@ def agentic_email(
         temperature: Sampling temperature (default 0.7); ``--temperature`` overrides.
         top_p: Nucleus sampling (default 0.95); ``--top-p`` overrides.
         max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
+        text_tool_calls: Parse tool calls that the model provider left in the reply text
+            (a server without a tool-call parser) with charbench's lenient protocol and run
+            them, marked as text-parsed (default False: such a turn ends the rollout as
+            ``unparsed_call`` with a warning; see docs/serving.md). Agentic scaffold of
+            ``suite=charbench`` only.
 
     Returns:
         The Inspect task. A sample that errors is recorded and counted, not fatal, up to
@@ -382,9 +400,11 @@ def agentic_email(
     persona_list = parse_personas(personas)
     _check_args(
         scaffold, resample, tool_choice, max_turns, max_malformed, max_tokens, persona_prompt,
-        restrict_to_evaluated, temperature, top_p, condition, classifier,
+        restrict_to_evaluated, temperature, top_p, condition, classifier, text_tool_calls,
     )
-    _check_suite(suite, scaffold, dct_path, tool_choice, max_turns, max_malformed)
+    _check_suite(
+        suite, scaffold, dct_path, tool_choice, max_turns, max_malformed, text_tool_calls
+    )
     unit = resample or ("family" if suite == "charbench" else "cluster")
     if suite == "dct":
         samples, solver, text_fn, fields = _dct_parts(
@@ -393,7 +413,7 @@ def agentic_email(
     else:
         samples, solver, text_fn, fields = _charbench_parts(
             persona_list, scenarios, scaffold, persona_prompt, unit == "family", max_turns,
-            max_malformed, tool_choice,
+            max_malformed, tool_choice, text_tool_calls,
         )
 
     model: Model | None = active_model()

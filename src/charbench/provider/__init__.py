@@ -12,7 +12,7 @@ Modules: :mod:`._api` (``HFLoraAPI``, the ModelAPI), :mod:`.engine` (shared base
 worker), :mod:`.adapters` (verified adapter loading), :mod:`.resolve` (local/Hub
 resolution), :mod:`.options` (the ``-M`` args, validated before anything loads),
 :mod:`.prompt_checks` (context length and control-token checks of a rendered prompt),
-:mod:`.chat` (chat templates), :mod:`.tool_protocol` (tool-call text protocols),
+:mod:`.chat` (chat templates), :mod:`charbench.toolcalls` (tool-call text protocols),
 :mod:`.errors`. Importing this package does not import torch.
 """
 

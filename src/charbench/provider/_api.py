@@ -47,7 +47,7 @@ local generation pass ``--max-connections`` at least ``max_batch_size`` (e.g. 32
 
 Tool choice: ``auto`` (default) lets the model decide; ``none`` hides the tools. ``any``
 requires a call: hf-lora prefills the opening of the call and the model picks the tool
-(:func:`~charbench.provider.tool_protocol.forced_call_prefix`). A ``ToolFunction`` requires
+(:func:`~charbench.toolcalls.forced_call_prefix`). A ``ToolFunction`` requires
 that tool: with the json protocol, and when every required argument takes a string, the call
 is *guided*: hf-lora writes the call's JSON and the model writes the required arguments'
 values (optional arguments are left out): its own text is kept while it follows the call's
@@ -89,7 +89,7 @@ from inspect_ai.model._model_info import (
 )
 from inspect_ai.tool import ToolChoice, ToolFunction, ToolInfo
 
-from charbench.provider import tool_protocol
+from charbench import toolcalls as tool_protocol
 from charbench.provider.chat import RAW_COMPLETION_KEY, ChatRenderer, load_chat_template
 from charbench.provider.errors import HFLoraError
 from charbench.provider.options import (
@@ -320,7 +320,7 @@ class HFLoraAPI(ModelAPI):
         report = await self._check_prompt(input, prompt)
         settings = self._settings(config)
         done = await self._complete(prompt, tool_choice, use_tools, settings)
-        content, calls = self._parse(done.text, use_tools)
+        content, calls, repaired = self._parse(done.text, use_tools)
         output = self._output(content, calls, done)
         call = ModelCall.create(
             request=self._request_record(prompt, tool_choice, use_tools, settings, done,
@@ -331,6 +331,8 @@ class HFLoraAPI(ModelAPI):
                 "output_tokens": done.result.output_tokens,
                 "stop_reason": done.result.stop_reason,
                 "batch_size": done.result.batch_size,
+                # a call read only after closing what the model left open (toolcalls)
+                "repaired": repaired or None,
             },
             time=done.result.time,
         )
@@ -390,15 +392,15 @@ class HFLoraAPI(ModelAPI):
         result = await self._run(prompt + prefill, settings)
         return _Completion(prefill + result.text, result, prefill, None)
 
-    def _parse(self, text: str, tools: list[ToolInfo]) -> tuple[str, list[Any]]:
-        """(content, tool calls) of a completion under this model's tool protocol."""
+    def _parse(self, text: str, tools: list[ToolInfo]) -> tuple[str, list[Any], list[str]]:
+        """(content, tool calls, repairs made) of a completion under this tool protocol."""
         if not tools:
-            return text, []
+            return text, [], []
         if self.tool_protocol == "native":
             parsed = tool_protocol.parse_native_tool_calls(self._base.family, text, tools)
         else:
             parsed = tool_protocol.parse_tool_calls(text, tools)
-        return parsed.content, list(parsed.tool_calls)
+        return parsed.content, list(parsed.tool_calls), list(parsed.repaired)
 
     def _output(self, content: str, calls: list[Any], done: _Completion) -> ModelOutput:
         """The Inspect output; the raw completion is kept in the message metadata."""

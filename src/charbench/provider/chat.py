@@ -10,7 +10,7 @@ checking that a sentinel appears), never from the model name:
   alternating roles).
 
 With the ``json`` tool protocol the tools are described in the system prompt
-(:func:`charbench.provider.tool_protocol.render_tool_instructions`) and earlier assistant
+(:func:`charbench.toolcalls.render_tool_instructions`) and earlier assistant
 turns are rendered with the exact text the model produced (kept in the message metadata
 under :data:`RAW_COMPLETION_KEY`), or, for messages from elsewhere, with their tool calls
 as the protocol's fenced JSON blocks. With ``native`` the template gets OpenAI-shaped tools
@@ -31,7 +31,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolInfo
 
-from charbench.provider import tool_protocol
+from charbench import toolcalls as tool_protocol
 from charbench.provider.errors import HFLoraError
 
 RAW_COMPLETION_KEY = "hf_lora_completion"
