@@ -39,6 +39,7 @@ from inspect_ai.model import ChatMessage, GenerateConfig, Model, ModelOutput, ge
 from inspect_ai.solver import TaskState
 from inspect_ai.tool import ToolInfo
 
+from charbench._inspect import active_eval_id, active_generate_config
 from charbench.routing import is_persona_template, model_for_persona
 
 T = TypeVar("T")
@@ -68,20 +69,13 @@ def generation_config(config: GenerateConfig | None = None) -> GenerateConfig:
     options (``--temperature``, ``--max-tokens``, ``--seed``, ...); outside an eval it is
     empty. ``config`` (default none) is merged last and wins.
     """
-    from inspect_ai.model._generate_config import active_generate_config
-
     active = active_generate_config()
     return active.merge(config) if config is not None else active
 
 
 def _eval_scope() -> str:
     """Id of the eval the current sample belongs to ("" outside an eval)."""
-    try:
-        from inspect_ai.log._samples import sample_active
-    except ImportError:  # pragma: no cover - internal API moved
-        return ""
-    active = sample_active()
-    return str(active.eval_id) if active is not None else ""
+    return active_eval_id()
 
 
 def generation_key(

@@ -68,12 +68,9 @@ from inspect_ai.model import (
     ModelUsage,
     set_model_info,
 )
-from inspect_ai.model._model_info import (
-    MODEL_INFO_LOOKUP_API_KEY,
-    _get_custom_model_info,
-)
 from inspect_ai.tool import ToolChoice, ToolFunction, ToolInfo
 
+from charbench._inspect import MODEL_INFO_LOOKUP_API_KEY, custom_model_info
 from charbench.personas import STAGES, released_base
 from charbench.provider import tool_protocol
 from charbench.provider.chat import RAW_COMPLETION_KEY, ChatRenderer, load_chat_template
@@ -195,7 +192,7 @@ class HFLoraAPI(ModelAPI):
         self._adapter_parts = self._plan_adapters()
 
         key = f"hf-lora/{model_name}"
-        if _get_custom_model_info(key) is None:
+        if custom_model_info(key) is None:
             set_model_info(key, ModelInfo(organization="local", model=model_name))
 
         self._base: Any = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inspect_ai._util.error import PrerequisiteError
+from charbench._inspect import PrerequisiteError
 
 
 class HFLoraError(PrerequisiteError, ValueError):

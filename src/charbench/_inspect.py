@@ -1,0 +1,66 @@
+"""Every use of Inspect AI internals in charbench, in one place.
+
+charbench relies on a few names that Inspect does not export publicly. They are imported
+here and nowhere else, so that an Inspect upgrade that moves or changes one of them breaks
+this module (and ``tests/test_inspect_internals.py``, which checks the shape each one must
+have) instead of failing somewhere deep inside an eval. This module is a leaf: it imports
+Inspect only, no other charbench module.
+
+What charbench uses, and why:
+
+- :class:`PrerequisiteError`: an exception the ``inspect`` CLI prints as a plain message
+  instead of a traceback (``charbench.provider.errors.HFLoraError`` derives from it).
+- :data:`MODEL_INFO_LOOKUP_API_KEY` and :func:`custom_model_info`: Inspect builds a
+  throw-away model API with that api key when it only wants model info; ``hf-lora`` loads
+  nothing then, and registers its own model info only when none is registered.
+- :func:`active_model`: the model under evaluation while ``inspect eval`` builds a task
+  (the tasks read it only when no ``base`` is given to them explicitly).
+- :func:`active_generate_config`: the generate config in force for the eval (task config
+  merged with ``--temperature`` etc.), which per-persona models must be given explicitly.
+- :func:`active_eval_id`: the id of the eval the current sample belongs to, so that shared
+  generations never cross evals.
+"""
+
+from __future__ import annotations
+
+from inspect_ai._util.error import PrerequisiteError
+from inspect_ai.log._samples import sample_active as _sample_active
+from inspect_ai.model import GenerateConfig, Model, ModelInfo
+from inspect_ai.model._generate_config import (
+    active_generate_config as _active_generate_config,
+)
+from inspect_ai.model._model import active_model as _active_model
+from inspect_ai.model._model_info import (
+    MODEL_INFO_LOOKUP_API_KEY,
+    _get_custom_model_info,
+)
+
+__all__ = [
+    "MODEL_INFO_LOOKUP_API_KEY",
+    "PrerequisiteError",
+    "active_eval_id",
+    "active_generate_config",
+    "active_model",
+    "custom_model_info",
+]
+
+
+def active_model() -> Model | None:
+    """The model Inspect has made active (the model under evaluation), or None."""
+    return _active_model()
+
+
+def active_generate_config() -> GenerateConfig:
+    """The generate config in force for the current eval (empty outside an eval)."""
+    return _active_generate_config()
+
+
+def active_eval_id() -> str:
+    """Id of the eval the current sample belongs to ("" outside a running sample)."""
+    active = _sample_active()
+    return str(active.eval_id) if active is not None else ""
+
+
+def custom_model_info(name: str) -> ModelInfo | None:
+    """Model info registered with ``inspect_ai.model.set_model_info`` for ``name``, if any."""
+    return _get_custom_model_info(name)
