@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig, Model
-from inspect_ai.model._model import active_model
+from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import TaskState
 from inspect_ai.tool import Tool
 
+from charbench._subject import eval_subject
 from charbench.agentic_email.extract import extract_body
 from charbench.agentic_email.loop import Episode, check_tool_choice, email_agent, single_reply
 from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
@@ -27,13 +27,11 @@ from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.personas import parse_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
-from charbench.routing import base_model_name, condition_name
 from charbench.scoring import (
     ClassifiedText,
     agentic_metrics,
     check_classifier_labels,
     persona_scorer,
-    resolve_classifier,
 )
 
 __all__ = ["FORCED_LABELS", "TASK_LABELS", "agentic_email", "email_text"]
@@ -174,6 +172,7 @@ def agentic_email(
     restrict_to_evaluated: bool = False,
     resample: Literal["cluster", "row"] = "cluster",
     condition: str | None = None,
+    base: str | None = None,
     temperature: float = 0.7,
     top_p: float = 0.95,
     max_tokens: int = 512,
@@ -221,6 +220,9 @@ def agentic_email(
             scenario together) or ``"row"``.
         condition: Label of the condition in the eval metadata (default ``None``: the
             model's stage, adapter or name).
+        base: Base model (Hub id or path) recorded in the eval metadata and used to pick
+            the released classifier (default None: the base of the model under evaluation;
+            ``charbench sweep`` always passes it).
         temperature: Sampling temperature (default 0.7); ``--temperature`` overrides.
         top_p: Nucleus sampling (default 0.95); ``--top-p`` overrides.
         max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
@@ -264,8 +266,8 @@ def agentic_email(
     scenario_list = load_scenarios(scenarios)
     workplace = load_workplace()
 
-    model: Model | None = active_model()
-    spec = resolve_classifier(classifier, model)
+    subject = eval_subject(base, condition, classifier)
+    spec = subject.classifier
     check_classifier_labels(spec, persona_list)
 
     tools_by_scenario: dict[str, Scenario] = {s.id: s for s in scenario_list}
@@ -282,8 +284,8 @@ def agentic_email(
     )
     metadata: dict[str, Any] = {
         "task": FORCED_LABELS.get(tool_choice, TASK_LABELS[scaffold]),
-        "base": base_model_name(model) if model is not None else None,
-        "condition": condition or (condition_name(model) if model is not None else None),
+        "base": subject.base,
+        "condition": subject.condition,
         "classifier": spec,
         "restrict": restrict_to_evaluated,
         "personas": persona_list,
