@@ -45,8 +45,9 @@ def build_samples(
 
     Metadata follows docs/architecture.md: ``persona`` (gold), ``personas`` (evaluated, in
     label order), ``cluster`` (the prompt id: every persona and suffix of one prompt is one
-    bootstrap unit), ``task``, ``prompt_id``, ``row``, ``selection``, ``suffix`` and
-    ``persona_prompt``. The target is the persona.
+    bootstrap unit), ``task``, ``prompt_id``, ``row``, ``selection``, ``suffix``,
+    ``persona_prompt`` and ``sanitized`` (characters of the prompt replaced on load, see
+    :mod:`charbench.textsafe`). The target is the persona.
     """
     samples: list[Sample] = []
     for r in rows:
@@ -69,6 +70,7 @@ def build_samples(
                             "selection": selection,
                             "suffix": sfx,
                             "persona_prompt": persona_prompt,
+                            "sanitized": r.sanitized,
                         },
                     )
                 )
@@ -156,7 +158,7 @@ def chat_persona(
         personas: Personas to evaluate: a list, a comma-separated string, ``"all"`` (all
             11), or None/``"default"`` (default: the 10 without misalignment).
         selection: Which prompts: ``"heldout"`` (default; Pure-Dove rows from 500 on, which
-            the released classifiers never saw), ``"dct"`` (the seeded shuffle behind the
+            the released classifiers never saw, shuffled with the fixed seed 0), ``"dct"`` (the seeded shuffle behind the
             published numbers: ``random.Random(0).shuffle`` of all row indices, first ``n``
             rows with a non-empty first input) or ``"oct"`` (first rows in file order). For a
             plain prompts file or ``builtin`` every row counts as held out.
