@@ -39,7 +39,7 @@ from inspect_ai.model import ChatMessage, GenerateConfig, Model, ModelOutput, ge
 from inspect_ai.solver import TaskState
 from inspect_ai.tool import ToolInfo
 
-from charbench._inspect import active_eval_id, active_generate_config
+from charbench._inspect import active_eval_id, active_generate_config, record_model_event
 from charbench.routing import is_persona_template, model_for_persona
 
 T = TypeVar("T")
@@ -294,6 +294,9 @@ async def generate_for_persona(
         output, producer = await cache.get_or_run(key, run, owner=me, consumers=consumers)
         if producer is not None:
             output = _own_copy(output)
+            # the model call of this sample, taken like a cache hit: without it a killed eval
+            # recovered from Inspect's sample buffer rebuilds this sample with no messages
+            record_model_event(str(model), messages, cfg, output)
             from inspect_ai.log import transcript
 
             transcript().info(

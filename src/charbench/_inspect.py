@@ -19,13 +19,22 @@ What charbench uses, and why:
   merged with ``--temperature`` etc.), which per-persona models must be given explicitly.
 - :func:`active_eval_id`: the id of the eval the current sample belongs to, so that shared
   generations never cross evals.
+- :func:`record_model_event`: adds a model event to the current sample's transcript (the
+  private ``Transcript._event``). A sample that takes a generation shared by another sample
+  never calls ``generate`` itself; without this event its transcript holds no model call,
+  and when Inspect recovers a killed eval from its sample buffer (which rebuilds each
+  sample's messages and output from its model events) that sample comes back empty.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from inspect_ai._util.error import PrerequisiteError
+from inspect_ai.event import ModelEvent
+from inspect_ai.log import transcript
 from inspect_ai.log._samples import sample_active as _sample_active
-from inspect_ai.model import GenerateConfig, Model, ModelInfo
+from inspect_ai.model import ChatMessage, GenerateConfig, Model, ModelInfo, ModelOutput
 from inspect_ai.model._generate_config import (
     active_generate_config as _active_generate_config,
 )
@@ -42,6 +51,7 @@ __all__ = [
     "active_generate_config",
     "active_model",
     "custom_model_info",
+    "record_model_event",
 ]
 
 
@@ -64,3 +74,33 @@ def active_eval_id() -> str:
 def custom_model_info(name: str) -> ModelInfo | None:
     """Model info registered with ``inspect_ai.model.set_model_info`` for ``name``, if any."""
     return _get_custom_model_info(name)
+
+
+def record_model_event(
+    model: str,
+    messages: Sequence[ChatMessage],
+    config: GenerateConfig,
+    output: ModelOutput,
+    *,
+    cache: str | None = "read",
+) -> None:
+    """Add a completed model call to the current transcript, as Inspect's cache reads do.
+
+    Args:
+        model: the model name (``str(model)``).
+        messages: the input of the call.
+        config: the generate config it ran with.
+        output: its output.
+        cache: ``"read"`` (default: the output was taken, not generated, like a cache hit),
+            ``"write"`` or None.
+    """
+    event = ModelEvent(
+        model=model,
+        input=list(messages),
+        tools=[],
+        tool_choice="none",
+        config=config,
+        output=output,
+        cache=cache,  # type: ignore[arg-type]
+    )
+    transcript()._event(event)
