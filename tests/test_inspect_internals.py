@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from inspect_ai import Task, eval, task
 from inspect_ai.dataset import Sample
-from inspect_ai.model import GenerateConfig, ModelInfo, set_model_info
+from inspect_ai.event import ModelEvent
+from inspect_ai.model import GenerateConfig, ModelInfo, ModelOutput, set_model_info
 from inspect_ai.solver import Generate, TaskState, solver
 
 from charbench import _inspect
@@ -25,6 +26,7 @@ PRIVATE = {
     "active_model": ("inspect_ai.model._model", "active_model"),
     "active_generate_config": ("inspect_ai.model._generate_config", "active_generate_config"),
     "active_eval_id": ("inspect_ai.log._samples", "sample_active"),
+    "record_model_event": ("inspect_ai.log._transcript", "Transcript"),
 }
 
 
@@ -82,6 +84,9 @@ def _record() -> Any:
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         SEEN["config"] = _inspect.active_generate_config()
         SEEN["eval_id"] = _inspect.active_eval_id()
+        output = ModelOutput.from_content("mockllm/model", "taken, not generated")
+        _inspect.record_model_event("mockllm/model", state.messages, GenerateConfig(), output)
+        state.output = output
         return state
 
     return solve
@@ -111,3 +116,10 @@ def test_inside_an_eval_the_model_config_and_eval_id_are_active(tmp_path: Any) -
     assert SEEN.get("eval_id") == log.eval.eval_id, (
         "charbench._inspect.active_eval_id: not the running eval's id"
     )
+    [sample] = log.samples or []
+    events = [e for e in sample.events if isinstance(e, ModelEvent)]
+    assert len(events) == 1 and events[0].cache == "read", (
+        "charbench._inspect.record_model_event: the model event is not in the sample's events"
+    )
+    assert events[0].output.completion == "taken, not generated"
+    assert [m.text for m in events[0].input] == ["hi"]
