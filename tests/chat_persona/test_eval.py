@@ -227,7 +227,7 @@ def test_explicit_base_wins_over_the_model_and_picks_its_classifier(
 
     released = eval_subject("Qwen/Qwen2.5-7B-Instruct", None, None)  # no model is active
     assert released.classifier == "maius/qwen-2.5-7b-it-pt-classifier"
-    assert (released.base, released.condition) == ("Qwen/Qwen2.5-7B-Instruct", None)
+    assert released.base == "Qwen/Qwen2.5-7B-Instruct"
     with pytest.raises(ValueError, match="no released persona classifier is known for base"):
         chat_persona(personas="humor", prompts="builtin", n=1, base="org/my-base")
     with pytest.raises(ValueError, match="-T base must be a non-empty string"):
