@@ -114,7 +114,7 @@ def run_base_in_child(
         retry_attempts: ``eval_set`` retries within the child.
         log_dir_allow_dirty: passed to :func:`charbench.sweep.run_base`.
     """
-    config = json.dumps(dataclasses.asdict(dataclasses.replace(cfg, bases=[base])))
+    config = json.dumps(dataclasses.asdict(dataclasses.replace(cfg, bases=[base])), default=str)
     argv = [
         sys.executable, "-m", "charbench.sweep_process", "--config", config, "--base", base,
         "--parent-pid", str(os.getpid()), "--retry-attempts", str(retry_attempts),

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charbench.cli._table import table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from charbench.sweep import SweepConfig, SweepEval
+    from charbench.sweep_process import SweepLock
 
 _Sub = argparse._SubParsersAction
 
@@ -193,7 +199,7 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _reproduce_config(args: argparse.Namespace) -> Any:
+def _reproduce_config(args: argparse.Namespace) -> SweepConfig:
     from charbench import sweep
 
     parser: argparse.ArgumentParser = args.parser
@@ -218,7 +224,7 @@ def _reproduce_config(args: argparse.Namespace) -> Any:
     )
 
 
-def sweep_config(args: argparse.Namespace) -> Any:
+def sweep_config(args: argparse.Namespace) -> SweepConfig:
     """The :class:`charbench.sweep.SweepConfig` of parsed ``sweep`` arguments.
 
     Raises:
@@ -285,7 +291,14 @@ def run(args: argparse.Namespace) -> int:
     return rc
 
 
-def _run_grid(console: Any, cfg: Any, grid: Any, lock: Any, args: argparse.Namespace) -> int:
+def _run_grid(
+    console: Console,
+    cfg: SweepConfig,
+    grid: list[SweepEval],
+    lock: SweepLock,
+    args: argparse.Namespace,
+) -> int:
+    """Run the grid: in this process for one base, else one child process per base."""
     from charbench import sweep
     from charbench.sweep_process import run_base_checked, run_base_in_child
 
@@ -306,5 +319,5 @@ def _run_grid(console: Any, cfg: Any, grid: Any, lock: Any, args: argparse.Names
             failed[base] = rc
     if failed:
         console.print(f"[red]unfinished bases: {', '.join(failed)}[/red]")
-        return max(failed.values()) if all(v in (1, 2) for v in failed.values()) else 1
+        return 2 if 2 in failed.values() else 1
     return 0
