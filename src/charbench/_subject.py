@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inspect_ai.model import Model
+
 from charbench import routing
 from charbench._inspect import active_model
 from charbench.personas import RELEASED_BASES, released_base
@@ -24,11 +26,14 @@ class EvalSubject:
         condition: condition label (``base``, a stage, an adapter; None when unknown).
         classifier: the resolved classifier spec (see
             :func:`charbench.scoring.resolve_classifier`).
+        model: the model ``inspect eval`` made active while building the task (None when
+            the task is built outside an eval, e.g. by the sweep, which passes ``base``).
     """
 
     base: str | None
     condition: str | None
     classifier: str
+    model: Model | None = None
 
 
 def _check_name(option: str, value: object) -> str | None:
@@ -75,12 +80,12 @@ def eval_subject(
             f"-T classifier must be one Hub id or path, got {classifier!r} "
             "(a value with a comma is parsed as a list)"
         )
-    model = active_model() if base is None or condition is None else None
+    model = active_model()
     if condition is None and model is not None:
         condition = routing.condition_name(model)
     if base is not None:
-        return EvalSubject(base, condition, _classifier_for_base(classifier, base))
+        return EvalSubject(base, condition, _classifier_for_base(classifier, base), model)
     spec = resolve_classifier(classifier, model)
     return EvalSubject(
-        routing.base_model_name(model) if model is not None else None, condition, spec
+        routing.base_model_name(model) if model is not None else None, condition, spec, model
     )

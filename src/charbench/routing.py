@@ -6,11 +6,16 @@ persona: an ``hf-lora`` model whose adapter contains ``{persona}`` (or that was 
 ``vllm/meta-llama/Llama-3.1-8B-Instruct:maius/llama-3.1-8b-it-personas/{persona}``).
 
 Providers can take part without charbench knowing them: a :class:`PersonaRoutable` model API
-(duck-typed: the three methods below) decides for itself. ``hf-lora`` implements it.
+(duck-typed: the methods below) decides for itself. ``hf-lora`` implements it.
+
+Tasks call :func:`preflight` at task start, so that a persona whose model cannot be built
+(a missing or broken adapter) is an error before any weights load and before any sample
+runs, not a failure of every sample of that persona.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from inspect_ai.model import Model, get_model
@@ -38,12 +43,36 @@ class PersonaRoutable(Protocol):
         """Short label of the condition (``full``, ``distillation``, ``base``, or the adapter)."""
         ...
 
+    def check_personas(self, personas: Sequence[str]) -> None:
+        """Check, loading no weights, that the model of every persona can be built.
+
+        Called by :func:`preflight` for persona templates only. Raises (an Inspect
+        ``PrerequisiteError`` is best: the CLI prints its one-line message) naming the
+        persona and what is wrong; returns None when every persona is fine.
+        """
+        ...
+
 
 def is_persona_template(model: Model) -> bool:
     """Whether ``model`` stands for one model per persona (see module docs)."""
     if isinstance(model.api, PersonaRoutable):
         return model.api.is_persona_template()
     return PERSONA_PLACEHOLDER in str(model)
+
+
+def preflight(model: Model | None, personas: Sequence[str]) -> None:
+    """Check at task start that every persona's model can be built, before weights load.
+
+    A no-op for ``None`` (a task built outside an eval), for a model that is not a persona
+    template, and for a name-substituted template of another provider (its persona models
+    are remote names that only the server can check). For a :class:`PersonaRoutable`
+    template it calls ``check_personas(personas)``, which raises on the first problem.
+    """
+    if model is None or not is_persona_template(model):
+        return
+    api = model.api
+    if isinstance(api, PersonaRoutable):
+        api.check_personas(list(personas))
 
 
 def model_for_persona(model: Model, persona: str) -> Model:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from charbench.personas import STAGES, parse_personas, released_base
-from charbench.routing import PERSONA_PLACEHOLDER
+from charbench.routing import PERSONA_PLACEHOLDER, preflight
 
 TASKS: dict[str, tuple[str, dict[str, Any]]] = {
     "chat": ("chat_persona", {}),
@@ -435,7 +435,8 @@ def make_task(ev: SweepEval, model: Any, factory: Callable[..., Any] | None = No
 
     The task gets the base explicitly (``base=ev.base`` unless ``ev.task_args`` names one)
     with the entry's ``condition``, so nothing about the model has to be active while it is
-    built; ``task_with`` then binds it to ``model``.
+    built; ``task_with`` then binds it to ``model``. Every persona's adapter of a persona
+    template is checked first (:func:`charbench.routing.preflight`), before weights load.
 
     Args:
         ev: the grid entry.
@@ -445,7 +446,9 @@ def make_task(ev: SweepEval, model: Any, factory: Callable[..., Any] | None = No
     from inspect_ai import task_with
 
     fn = factory or _task_function(ev.task_name)
-    return task_with(fn(**{"base": ev.base, **ev.task_args}), model=model)
+    args = {"base": ev.base, **ev.task_args}
+    preflight(model, parse_personas(args.get("personas")))
+    return task_with(fn(**args), model=model)
 
 
 def run_base(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import re
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from charbench.agentic_email.scenarios import (
     FAMILIES,
@@ -17,8 +20,10 @@ from charbench.agentic_email.scenarios import (
     ScenarioError,
     load_directory,
     load_scenarios,
+    parse_family,
 )
-from charbench.agentic_email.tools import TOOL_NAMES, WorkplaceSim
+from charbench.agentic_email.suite import CHARBENCH, CharbenchSuite
+from charbench.agentic_email.tools import TOOL_NAMES, WorkplaceSim, call_tool
 from charbench.agentic_email.workplace import (
     WORKPLACE_FILE,
     WorkplaceError,
@@ -61,7 +66,7 @@ def test_facts_are_what_the_expected_path_returns(s: Scenario) -> None:
     """The draft/chat controls render the same facts as the agentic tools return."""
     sim = WorkplaceSim(s)
     seen = " ".join(
-        " ".join(sim.call(c.tool, c.kwargs).split()).casefold() for c in s.expected_calls[:-1]
+        " ".join(call_tool(sim, c.tool, c.kwargs).split()).casefold() for c in s.expected_calls[:-1]
     )
     for fact in s.facts:
         assert " ".join(fact.split()).casefold() in seen, fact
@@ -118,10 +123,10 @@ def _workplace_yaml() -> dict[str, Any]:
     ("mutate", "field", "message"),
     [
         (lambda d: d["people"][1].update(manager="Nobody Known"), "people[1].manager", "not a colleague"),
-        (lambda d: d["people"][2].update(email=d["people"][1]["email"]), "directory entry", "duplicate"),
+        (lambda d: d["people"][2].update(email=d["people"][1]["email"]), "people[2].email", "duplicate"),
         (lambda d: d.update(now="March 11"), "now", "YYYY-MM-DD HH:MM"),
         (lambda d: d["calendar"][0].update(person="Ghost Person"), "calendar[0].person", "not in the directory"),
-        (lambda d: d.pop("policies"), "", "missing required field(s): policies"),
+        (lambda d: d.pop("policies"), "policies", "missing required field"),
         (lambda d: d["user"].update(email="not-an-email"), "user.email", "not an email"),
         (lambda d: d["calendar"][0].update(end="09:00"), "calendar[0].end", "after start"),
     ],
@@ -164,7 +169,7 @@ def _t(d: dict[str, Any]) -> dict[str, Any]:
 
 
 CASES: dict[str, tuple[Any, str, str]] = {
-    "missing field": (lambda d: _t(d).pop("request"), "template", "missing required field(s): request"),
+    "missing field": (lambda d: _t(d).pop("request"), "template.request", "missing required field"),
     "unknown field": (lambda d: d.update(colour="blue"), "colour", "unknown field"),
     "unknown tool in stub": (lambda d: _t(d)["stubs"].update(send_fax=[]), "stubs.send_fax", "unknown tool 'send_fax'"),
     "action tool in stub": (lambda d: _t(d)["stubs"].update(send_email=[]), "stubs.send_email", "takes no stubs"),
@@ -241,3 +246,102 @@ def test_packaged_directory_matches_a_copy(tmp_path: Path) -> None:
     assert [(s.id, s.facts, s.request) for s in load_directory(tmp_path)] == [
         (s.id, s.facts, s.request) for s in ALL
     ]
+
+
+# --------------------------------------------------------------------------- data model
+
+
+def test_dates_and_times_are_real_types() -> None:
+    wp = load_workplace()
+    event = wp.events[0]
+    assert isinstance(event.date, date) and isinstance(event.start, time)
+    assert isinstance(wp.documents[0].updated, date) and isinstance(wp.now, datetime)
+    assert event.render().startswith("[MTG-1001] 2025-03-11 (Tuesday) 10:00-10:45 ")
+    with pytest.raises(ValidationError):  # frozen
+        event.title = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (lambda d: d["people"][3].update(colour="x"), "people[3].colour", "allowed fields here: email, external"),
+        (lambda d: d["policies"]["expenses"].update(k=1), "policies.expenses.k", "keywords, text, title"),
+        (lambda d: d.update({5: 1}), "[5]", "keys must be text, got int"),
+        (lambda d: d["calendar"][0].update(start="24:00"), "calendar[0].start", "expected a time HH:MM, got '24:00'"),
+        (lambda d: d["holidays"][0].update(date="2025-02-30"), "holidays[0].date", "expected a date YYYY-MM-DD"),
+        (lambda d: d["people"][0].update(external="yes"), "people[0].external", "expected true or false"),
+        (lambda d: d["customers"][0]["contacts"][0].update(email="bad"), "customers[0].contacts[0].email", "not an email address: 'bad'"),
+        (lambda d: d["people"][4].update(title=["a"]), "people[4].title", "expected text, got list"),
+        (lambda d: d.update(rooms="Estuary"), "rooms", "expected a list, got str"),
+        (lambda d: d.update(people=[]), "people", "at least 1 item"),
+        (lambda d: d["calendar"][1].update(id="mtg-1001"), "calendar[1].id", "duplicate meeting id 'MTG-1001'"),
+    ],
+)
+def test_workplace_errors_name_the_field_as_written(mutate: Any, field: str, message: str) -> None:
+    data = _workplace_yaml()
+    mutate(data)
+    with pytest.raises(WorkplaceError) as e:
+        parse_workplace(data, "wp.yaml")
+    assert e.value.field == field and message in str(e.value), str(e.value)
+
+
+def test_unsafe_characters_in_data_are_replaced() -> None:
+    """Text from scenario data reaches tool results, hence Inspect's log: a NUL byte (YAML's
+    "\\0") or a lone surrogate is replaced with U+FFFD on load."""
+    data = _family()
+    doc = _t(data)["stubs"]["search_documents"][0]
+    doc["text"] = doc["text"] + "\nNote: bad\x00byte and lone \ud800 half"
+    scenario = parse_family(data, "recognition.yaml")[0]
+    text = scenario.stubs.documents[0].text
+    assert "\x00" not in text and "\ud800" not in text and text.count("\ufffd") == 2
+    shown = call_tool(WorkplaceSim(scenario), "read_document", {"doc_id": scenario.stubs.documents[0].id})
+    assert "bad\ufffdbyte" in shown
+
+
+def test_charbench_suite() -> None:
+    assert CHARBENCH.name == "charbench"
+    assert [s.id for s in CHARBENCH.load()] == [s.id for s in ALL]
+    assert [s.id for s in CHARBENCH.load("recognition_v2")] == ["recognition_v2"]
+    assert CHARBENCH.workplace() is load_workplace()
+    with pytest.raises(ValueError, match="unknown scenario"):
+        CHARBENCH.load("nope")
+
+
+def test_suite_from_other_files(tmp_path: Path) -> None:
+    """A suite reads its own workplace file: a renamed user shows in the scenarios' tools."""
+    data = _workplace_yaml()
+    data["organisation"]["name"] = "Other Org"
+    wp_file = tmp_path / "workplace.yaml"
+    wp_file.write_text(yaml.safe_dump(data))
+    suite = CharbenchSuite(workplace_file=wp_file)
+    assert suite.workplace().org_name == "Other Org"
+    assert len(suite.load("recognition")) == 5
+    broken = CharbenchSuite(workplace_file=tmp_path / "missing.yaml")
+    with pytest.raises(WorkplaceError, match="cannot read the file"):
+        broken.load()
+
+
+def test_no_import_cycle_in_agentic_email() -> None:
+    """Module-level and function-level imports between agentic_email modules form no cycle."""
+    package = SCENARIO_DIR.parents[3]
+    graph: dict[str, set[str]] = {}
+    for f in package.glob("*.py"):
+        tree = ast.parse(f.read_text())
+        graph[f.stem] = {
+            node.module.rsplit(".", 1)[-1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith("charbench.agentic_email.")
+        }
+    done: set[str] = set()
+
+    def visit(mod: str, path: tuple[str, ...]) -> None:
+        assert mod not in path, f"import cycle: {' -> '.join((*path, mod))}"
+        if mod not in done:
+            for dep in graph.get(mod, ()):
+                visit(dep, (*path, mod))
+            done.add(mod)
+
+    for mod in graph:
+        visit(mod, ())
+    assert graph["models"] == set() and graph["errors"] == set()  # the leaves

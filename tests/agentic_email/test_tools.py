@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import inspect
 import os
 import socket
 import sys
@@ -17,13 +17,16 @@ from inspect_ai.tool import ToolCall, ToolDef, ToolError
 from inspect_ai.util import Store, store_as
 from inspect_ai.util._store import init_subtask_store
 
+from charbench.agentic_email.models import Stubs
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import (
+    STUB_TOOLS,
     TOOL_NAMES,
     TOOL_PARAMS,
     SentEmail,
     WorkplaceLog,
     WorkplaceSim,
+    call_tool,
     workplace_tools,
 )
 from charbench.agentic_email.workplace import Person, load_workplace
@@ -89,12 +92,32 @@ def test_tool_definitions() -> None:
     defs = [ToolDef(t) for t in tools]
     assert [d.name for d in defs] == list(TOOL_NAMES)
     for d in defs:
-        required, optional = TOOL_PARAMS[d.name]
-        assert d.parameters.required == list(required), d.name
-        assert set(d.parameters.properties) == set(required) | set(optional), d.name
         assert len(d.description) > 20
         for name, prop in d.parameters.properties.items():
             assert prop.description, f"{d.name}.{name} has no description"
+
+
+def test_one_registry_tools_and_simulator_agree() -> None:
+    """Every tool is answered by the simulator method of its name, with the same arguments
+    (TOOL_PARAMS is read from the tool definitions, so this ties the two together)."""
+    for name in TOOL_NAMES:
+        required, optional = TOOL_PARAMS[name]
+        method = inspect.signature(getattr(WorkplaceSim, name))
+        params = [p for p in method.parameters.values() if p.name not in ("self", "cancelled")]
+        assert [p.name for p in params] == [*required, *optional], name
+        assert all(p.default is inspect.Parameter.empty for p in params[: len(required)]), name
+    assert TOOL_PARAMS["send_email"] == (("to", "subject", "body"), ("cc",))
+    assert TOOL_PARAMS["list_calendar"] == (("person",), ("date",))
+    assert set(STUB_TOOLS) < set(TOOL_NAMES) and "send_email" not in STUB_TOOLS
+    assert set(STUB_TOOLS) == {f.alias for f in Stubs.model_fields.values()}
+
+
+def test_call_tool_runs_only_registered_tools() -> None:
+    sim = WorkplaceSim(ALL[0])
+    assert call_tool(sim, "lookup_policy", {"topic": "expenses"}).startswith("Policy: ")
+    for name in ("_date_range", "check_email", "chat_target", "no_such_tool"):
+        with pytest.raises(KeyError):
+            call_tool(sim, name, {})
 
 
 @pytest.mark.parametrize("s", ALL, ids=lambda s: s.id)
@@ -353,8 +376,8 @@ def with_second_aisha() -> Scenario:
     """ALL[0] with one more contact who shares Aisha Karimi's first name."""
     s = ALL[0]
     extra = Person(name="Aisha Patel", email=AISHA_PATEL, title="Data Analyst", team="Finance")
-    stubs = dataclasses.replace(s.stubs, contacts=(*s.stubs.contacts, extra))
-    return dataclasses.replace(s, stubs=stubs)
+    stubs = s.stubs.model_copy(update={"contacts": (*s.stubs.contacts, extra)})
+    return s.model_copy(update={"stubs": stubs})
 
 
 def test_a_unique_first_name_resolves_to_the_address() -> None:
@@ -419,8 +442,8 @@ def test_an_ambiguous_name_lists_the_candidates_and_sends_nothing() -> None:
 def test_an_exact_full_name_beats_a_longer_name_containing_it() -> None:
     s = ALL[0]
     extra = Person(name="Mei Lin", email="mei.lin@brightwater.example", title="Intern", team="Ops")
-    stubs = dataclasses.replace(s.stubs, contacts=(*s.stubs.contacts, extra))
-    sim = WorkplaceSim(dataclasses.replace(s, stubs=stubs))
+    stubs = s.stubs.model_copy(update={"contacts": (*s.stubs.contacts, extra)})
+    sim = WorkplaceSim(s.model_copy(update={"stubs": stubs}))
     assert sim.parse_recipients("mei lin", "to", required=True) == ["mei.lin@brightwater.example"]
     with pytest.raises(ToolError, match="matches 2 people"):
         sim.parse_recipients("Mei", "to", required=True)

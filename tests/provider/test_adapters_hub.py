@@ -70,8 +70,25 @@ def test_gated_repo_without_token(monkeypatch: pytest.MonkeyPatch) -> None:
                              response=response)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", gated)
-    with pytest.raises(HFLoraError, match=r"gated repo.*HF_TOKEN"):
+    with pytest.raises(HFLoraError, match=r"gated repo.*HF_TOKEN") as err:
         resolve_adapter("maius/x-misalignment")
+    assert "no local directory" not in str(err.value)  # a gated repo exists on the Hub
+
+
+def test_http_error_is_one_line_and_says_not_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise OSError("502 Bad Gateway\n<html>\n<body>proxy error</body>\n</html>")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", broken)
+    with pytest.raises(HFLoraError) as err:
+        resolve_adapter("adapters/mine")
+    text = str(err.value)
+    assert "\n" not in text
+    assert text.startswith("hf-lora: adapter 'adapters/mine': downloading adapters/mine failed "
+                           "(OSError: 502 Bad Gateway).")
+    assert "no local directory" in text and text.endswith("relative to the working directory).")
 
 
 def test_no_network_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,7 +197,7 @@ def test_gemma_prefix_remap_lands_every_tensor(old_prefix: str, tmp_path: Path,
 
 
 def test_stage_errors(llama_dir: Path, released_llama: Path) -> None:
-    with pytest.raises(HFLoraError, match=r"unknown stage 'finetuned'"):
+    with pytest.raises(HFLoraError, match=r"^hf-lora: -M stage='finetuned' is not a stage"):
         get_model(f"hf-lora/{released_llama}", stage="finetuned")
     with pytest.raises(HFLoraError, match=r"pass -M adapter="):
         get_model(f"hf-lora/{llama_dir}", stage="full")
@@ -203,6 +220,25 @@ def test_stage_full_routes_per_persona(offline_hub: Path, released_llama: Path) 
     base = get_model(f"hf-lora/{released_llama}", config=GREEDY, stage="base")
     assert not routing.is_persona_template(base)
     assert routing.condition_name(base) == "base"
+
+
+def test_stage_preflight_checks_every_persona_through_the_cache(
+        offline_hub: Path, released_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import charbench.provider.engine as engine
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a base model was loaded")
+
+    monkeypatch.setattr(engine, "get_shared_base", refuse)
+    for stage in ("full", "introspection"):
+        template = get_model(f"hf-lora/{released_llama}", config=GREEDY, stage=stage)
+        routing.preflight(template, ["sarcasm", "poeticism"])  # both cached: fine
+        with pytest.raises(HFLoraError) as err:
+            routing.preflight(template, ["sarcasm", "humor"])
+        first = str(err.value).splitlines()[0]
+        assert first.startswith("hf-lora: persona 'humor': adapter 'maius/llama-3.1-8b-it-")
+        assert "no adapter_config.json in subfolder 'humor'" in first
+        assert "Adapters exist in: poeticism, sarcasm" in first
 
 
 def test_introspection_equals_merge_then_apply(offline_hub: Path, released_llama: Path) -> None:

@@ -1,10 +1,15 @@
-"""Fuzz the scenario loader: mutated YAML texts and mutated parsed structures.
+"""Fuzz the scenario and workplace loaders: mutated YAML texts and parsed structures.
 
-Whatever the input, the loader either returns scenarios or raises its own validation error
-(:class:`ScenarioError`, a ``ValueError`` naming the file and the field); nothing else may
-escape. The mutator is deterministic (seeded), so a failure reproduces exactly.
+Whatever the input, a loader either returns its data or raises its own validation error
+(:class:`ScenarioError` / :class:`WorkplaceError`, a ``ValueError`` naming the file and the
+field); nothing else may escape. Two drivers, both deterministic so a failure reproduces
+exactly: a seeded mutator over the packaged family files (texts and structures), and
+hypothesis (``derandomize=True``) putting arbitrary YAML values at arbitrary places of a
+family file and of ``workplace.yaml``.
 
-Set ``CHARBENCH_FUZZ_SCENARIOS`` to change the total number of inputs (default 100,000).
+Set ``CHARBENCH_FUZZ_SCENARIOS`` to change the number of mutator inputs (default 5,000:
+with the 100 hypothesis examples about 30-40 s; the old default of 100,000 took ~300 s and
+found nothing the first few thousand do not reach).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from charbench.agentic_email.scenarios import (
     SCENARIO_DIR,
@@ -26,9 +33,16 @@ from charbench.agentic_email.scenarios import (
     parse_family,
     parse_family_text,
 )
-from charbench.agentic_email.workplace import load_workplace
+from charbench.agentic_email.workplace import (
+    WORKPLACE_FILE,
+    Workplace,
+    WorkplaceError,
+    load_workplace,
+    parse_workplace,
+)
 
-TOTAL = int(os.environ.get("CHARBENCH_FUZZ_SCENARIOS", "100000"))
+DEFAULT_TOTAL = 5000
+TOTAL = int(os.environ.get("CHARBENCH_FUZZ_SCENARIOS", str(DEFAULT_TOTAL)))
 TEXT_SHARE = 0.3
 
 VALUES: list[Any] = [
@@ -189,10 +203,17 @@ def mutate_text(text: str, rng: random.Random) -> str:
     return text
 
 
-def _check(kind: str, thunk: Any, file: str, failures: list[str], payload: Any) -> str:
+def _check(
+    kind: str,
+    thunk: Any,
+    file: str,
+    failures: list[str],
+    payload: Any,
+    error: type[ValueError] = ScenarioError,
+) -> str:
     try:
         result = thunk()
-    except ScenarioError as e:
+    except error as e:
         if not (isinstance(e, ValueError) and e.file == file and isinstance(e.field, str)):
             failures.append(f"{kind}: malformed ScenarioError {e!r}")
         if file not in str(e):
@@ -201,7 +222,10 @@ def _check(kind: str, thunk: Any, file: str, failures: list[str], payload: Any) 
     except Exception as e:  # anything else is a loader bug
         failures.append(f"{kind}: {type(e).__name__}: {e}\n--- input ---\n{str(payload)[:2000]}")
         return "crashed"
-    assert isinstance(result, list) and all(isinstance(s, Scenario) for s in result)
+    if error is ScenarioError:
+        assert isinstance(result, list) and all(isinstance(s, Scenario) for s in result)
+    else:
+        assert isinstance(result, Workplace)
     return "accepted"
 
 
@@ -249,5 +273,56 @@ def test_fuzz_scenario_loader() -> None:
         f"in {elapsed:.0f}s: {counts}"
     )
     assert not failures, "\n\n".join(failures)
-    assert tried == TOTAL >= 100_000 or "CHARBENCH_FUZZ_SCENARIOS" in os.environ
+    assert tried == TOTAL >= DEFAULT_TOTAL or "CHARBENCH_FUZZ_SCENARIOS" in os.environ
     assert counts["rejected"] > 0 and counts["accepted"] > 0  # the mutator reaches both sides
+
+
+# --------------------------------------------------------------------------- hypothesis
+
+YAML_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=40)
+    | st.dates()
+    | st.datetimes()
+    | st.sampled_from([v for v in VALUES if isinstance(v, str)]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_FAMILY = SCENARIO_DIR / "recognition.yaml"
+
+
+def _replace_at(data: Any, draw: st.DataObject) -> Any:
+    """``data`` with one to three places (a value, a key, a list item) replaced or removed."""
+    data = copy.deepcopy(data)
+    for _ in range(draw.draw(st.integers(1, 3))):
+        slots: list[tuple[Any, Any]] = []
+        _paths(data, slots)
+        if not slots:
+            return draw.draw(YAML_VALUES)
+        parent, key = draw.draw(st.sampled_from(slots))
+        if draw.draw(st.booleans()):
+            parent[key] = draw.draw(YAML_VALUES)
+        else:
+            del parent[key]
+    return data
+
+
+@pytest.mark.slow
+@settings(derandomize=True, max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(draw=st.data())
+def test_fuzz_hypothesis_values_anywhere(draw: st.DataObject) -> None:
+    """Arbitrary YAML values anywhere in a family file and in the workplace: each loader
+    returns its data or raises its own error naming the file."""
+    wp = load_workplace()
+    failures: list[str] = []
+    family = _replace_at(yaml.safe_load(_FAMILY.read_text(encoding="utf-8")), draw)
+    _check("family", lambda: parse_family(family, _FAMILY.name, wp, expected_family="recognition"),
+           _FAMILY.name, failures, family)
+    workplace = _replace_at(yaml.safe_load(WORKPLACE_FILE.read_text(encoding="utf-8")), draw)
+    _check("workplace", lambda: parse_workplace(workplace, "wp.yaml"), "wp.yaml", failures,
+           workplace, WorkplaceError)
+    assert not failures, "\n\n".join(failures)

@@ -18,25 +18,12 @@ system prompt with its tool protocol; API models receive them natively).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 
+from charbench.agentic_email.models import Scenario, Workplace
 from charbench.personas import PERSONA_DESCRIPTIONS
-
-if TYPE_CHECKING:
-    from charbench.agentic_email.scenarios import Scenario
-    from charbench.agentic_email.workplace import Workplace
-
-__all__ = [
-    "SCAFFOLDS",
-    "Scaffold",
-    "agent_system_prompt",
-    "build_messages",
-    "chat_user_prompt",
-    "draft_system_prompt",
-    "draft_user_prompt",
-]
 
 Scaffold = Literal["agentic", "draft", "chat"]
 SCAFFOLDS: tuple[Scaffold, ...] = ("agentic", "draft", "chat")

@@ -1,13 +1,15 @@
-"""The 50 scenarios of the ``agentic_email`` task: 10 families x 5 variants.
+"""The 50 scenarios of charbench's own suite: 10 families x 5 variants.
 
-Each family lives in ``data/scenarios/<family>.yaml`` as one *template* plus five variants
-that fill its ``{placeholders}`` (names, amounts, teams, stakes). A rendered scenario has the
-user's request to the agent, the expected recipient, the stub data the simulated tools answer
-from (contacts, calendar events, chat threads, documents, policies, on top of the standing
-workplace), the facts a competent agent would have looked up, where a persona could show,
-and the 2-6 tool calls a competent agent makes, ending in ``send_email``.
+Each family lives in ``data/suites/charbench/scenarios/<family>.yaml`` as one *template*
+plus five variants that fill its ``{placeholders}`` (names, amounts, teams, stakes). A
+rendered scenario has the user's request to the agent, the expected recipient, the stub data
+the simulated tools answer from (contacts, calendar events, chat threads, documents,
+policies, on top of the standing workplace), the facts a competent agent would have looked
+up, where a persona could show, and the 2-6 tool calls a competent agent makes, ending in
+``send_email``.
 
-Family file layout::
+Family file layout (the schema is :class:`~charbench.agentic_email.models.FamilyFile`; a
+variant's rendered template is a :class:`~charbench.agentic_email.models.ScenarioTemplate`)::
 
     family: candidate_rejection     # must equal the file name
     kind: declining                 # the kind of email (free text)
@@ -28,9 +30,10 @@ Family file layout::
       - {variant: 1, params: {...}, persona_hooks: [...]}   # exactly variants 1..5
 
 Loading validates everything and raises :class:`ScenarioError` (a ``ValueError``) naming the
-file and the field: schema errors, unknown tools in stubs or paths, duplicate ids, contacts
-that are not in the directory, a request of the wrong length, the wrong number of variants,
-and facts that the expected tool calls do not actually return.
+file and the field: schema errors, unknown tools in stubs or paths, a request of the wrong
+length, the wrong number of variants, and (:mod:`charbench.agentic_email.facts`) people and
+addresses that are not in the directory, duplicate ids, and facts that the expected tool
+calls do not actually return.
 """
 
 from __future__ import annotations
@@ -38,60 +41,46 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charbench.agentic_email.workplace import (
-    DATA_DIR,
-    EMAIL_RE,
-    ChatThread,
-    DataError,
-    Document,
-    Event,
-    Person,
-    Policy,
-    Reader,
+from pydantic import ValidationError
+
+from charbench.agentic_email.errors import ScenarioError, data_error
+from charbench.agentic_email.facts import check_scenario
+from charbench.agentic_email.models import (
+    VARIANTS_PER_FAMILY,
+    FamilyFile,
+    Scenario,
+    ScenarioTemplate,
     Workplace,
+)
+from charbench.agentic_email.tools import STUB_TOOLS, TOOL_NAMES, TOOL_PARAMS
+from charbench.agentic_email.workplace import (
+    SUITE_DIR,
     load_workplace,
     load_yaml_text,
-    parse_document,
-    parse_event,
-    parse_person,
-    parse_thread,
-    resolve_person,
+    read_yaml_file,
 )
 from charbench.personas import DISPLAY_NAMES, PERSONAS
 
-SCENARIO_DIR = DATA_DIR / "scenarios"
+__all__ = ["STUB_TOOLS", "VARIANTS_PER_FAMILY", "Scenario", "ScenarioError"]  # re-exported
+
+SCENARIO_DIR = SUITE_DIR / "scenarios"
 """Directory of the packaged scenario families."""
 
 FAMILIES: tuple[str, ...] = (
-    "candidate_rejection",
-    "dependency_slip",
-    "recognition",
-    "proposal_critique",
-    "missed_commitment",
-    "vendor_renewal",
-    "overdue_invoice",
-    "new_hire_welcome",
-    "budget_overreach",
-    "missed_meetings",
-)
+    "candidate_rejection", "dependency_slip", "recognition", "proposal_critique",
+    "missed_commitment", "vendor_renewal", "overdue_invoice", "new_hire_welcome",
+    "budget_overreach", "missed_meetings",
+)  # fmt: skip
 """The packaged scenario families, in report order."""
 
-VARIANTS_PER_FAMILY = 5
 REQUEST_WORDS = (25, 80)
 PATH_LENGTH = (2, 6)
 
-STUB_TOOLS: tuple[str, ...] = (
-    "lookup_contact",
-    "list_calendar",
-    "search_chat",
-    "search_documents",
-    "lookup_policy",
-)
-"""Tools whose answers a scenario can stub (the other tools act on these data)."""
+MAX_TEMPLATE_NODES = 20_000
+"""Most values a rendered template may hold (guards against YAML alias bombs)."""
 
 # Words that would leak a persona or a style instruction into the user's request.
 _BANNED_REQUEST_WORDS = frozenset(
@@ -102,135 +91,73 @@ _BANNED_REQUEST_WORDS = frozenset(
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class ScenarioError(DataError):
-    """A scenario file is malformed; the message names the file and the field."""
-
-
-@dataclass(frozen=True)
-class ExpectedCall:
-    """One tool call of a scenario's expected path; ``args`` as (name, value) pairs."""
-
-    tool: str
-    args: tuple[tuple[str, str], ...]
-
-    @property
-    def kwargs(self) -> dict[str, str]:
-        return dict(self.args)
-
-
-@dataclass(frozen=True)
-class Stubs:
-    """What the simulated tools know in one scenario, on top of the standing workplace."""
-
-    contacts: tuple[Person, ...] = ()
-    events: tuple[Event, ...] = ()
-    chats: tuple[ChatThread, ...] = ()
-    documents: tuple[Document, ...] = ()
-    policies: tuple[Policy, ...] = ()
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One rendered scenario (a family variant).
-
-    Attributes:
-        id: ``<family>_v<variant>``, e.g. ``budget_overreach_v3``; the bootstrap cluster.
-        family: the family name (also the data file name).
-        variant: 1-5.
-        kind: the kind of email the situation calls for (declining, praising...).
-        request: the user's request to the agent (25-80 words).
-        recipient: the expected ``to`` address (a directory contact, lower case).
-        facts: short lines the agent could look up; each appears verbatim in a tool
-            response along ``expected_calls``.
-        persona_hooks: where a persona could show in the email (metadata only).
-        expected_path: tool names of the expected calls (2-6, ending in ``send_email``).
-        expected_calls: the expected calls with their arguments.
-        stubs: the scenario's tool data.
-        source: the file it was loaded from.
-    """
-
-    id: str
-    family: str
-    variant: int
-    kind: str
-    request: str
-    recipient: str
-    facts: tuple[str, ...]
-    persona_hooks: tuple[str, ...]
-    expected_path: tuple[str, ...]
-    expected_calls: tuple[ExpectedCall, ...]
-    stubs: Stubs
-    source: str = ""
-
-    @property
-    def min_tool_calls(self) -> int:
-        """Number of calls on the expected path."""
-        return len(self.expected_path)
-
-    def facts_text(self) -> str:
-        """The facts as a short bulleted markdown block (for the draft and chat controls).
-
-        The lines are exactly :attr:`facts`, each prefixed with ``"- "``, in order.
-        """
-        return "\n".join(f"- {f}" for f in self.facts)
-
-    def directory(self, workplace: Workplace) -> tuple[Person, ...]:
-        """Everyone reachable in this scenario: the standing directory plus its contacts."""
-        return (*workplace.directory(), *self.stubs.contacts)
-
-
 # --------------------------------------------------------------------------- rendering
 
 
-def _substitute(text: str, params: Mapping[str, str], r: Reader, where: str) -> str:
-    def repl(m: re.Match[str]) -> str:
-        tok = m.group(0)
-        if tok == "{{":
-            return "{"
-        if tok == "}}":
-            return "}"
-        key = m.group(1)
-        if key not in params:
-            raise r.fail(
+class _Renderer:
+    """Fills one variant's ``params`` into a template tree, within a size and depth budget."""
+
+    def __init__(self, params: Mapping[str, str], file: str | Path) -> None:
+        self.params, self.file, self.budget = params, file, MAX_TEMPLATE_NODES
+
+    def _fill(self, match: re.Match[str], where: str) -> str:
+        token, key = match.group(0), match.group(1)
+        if key is None:
+            return token[0]  # "{{" -> "{", "}}" -> "}"
+        if key not in self.params:
+            known = ", ".join(sorted(self.params)) or "none"
+            raise ScenarioError(
+                self.file,
                 where,
-                f"placeholder {{{key}}} has no value in this variant's params "
-                f"(params: {', '.join(sorted(params)) or 'none'})",
+                f"placeholder {{{key}}} has no value in this variant's params (params: {known})",
             )
-        return params[key]
+        return self.params[key]
 
-    return _PLACEHOLDER.sub(repl, text)
-
-
-MAX_TEMPLATE_NODES = 20_000
-"""Most values a rendered template may hold (guards against YAML alias bombs)."""
-
-
-def _render(
-    node: Any, params: Mapping[str, str], r: Reader, where: str, budget: list[int], depth: int = 0
-) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise r.fail(where, f"the template has more than {MAX_TEMPLATE_NODES} values")
-    if depth > 12:
-        raise r.fail(where, "nested too deeply")
-    if isinstance(node, str):
-        return _substitute(node, params, r, where)
-    if isinstance(node, Mapping):
-        return {
-            k: _render(v, params, r, f"{where}.{k}", budget, depth + 1) for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [
-            _render(v, params, r, f"{where}[{i}]", budget, depth + 1) for i, v in enumerate(node)
-        ]
-    return node
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
+    def render(self, node: Any, where: str, depth: int = 0) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise ScenarioError(
+                self.file, where, f"the template has more than {MAX_TEMPLATE_NODES} values"
+            )
+        if depth > 12:
+            raise ScenarioError(self.file, where, "nested too deeply")
+        if isinstance(node, str):
+            return _PLACEHOLDER.sub(lambda m: self._fill(m, where), node)
+        if isinstance(node, Mapping):
+            return {k: self.render(v, f"{where}.{k}", depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.render(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node)]
+        return node
 
 
 # --------------------------------------------------------------------------- parsing
+
+
+def _validate_family(data: Any, file: str | Path, expected_family: str | None) -> FamilyFile:
+    try:
+        fam = FamilyFile.model_validate(data)
+    except ValidationError as e:
+        raise data_error(e, file, ScenarioError, FamilyFile) from None
+    if expected_family is not None and fam.family != expected_family:
+        raise ScenarioError(
+            file, "family", f"{fam.family!r} does not match the file name {expected_family!r}"
+        )
+    if len(fam.variants) != VARIANTS_PER_FAMILY:
+        raise ScenarioError(
+            file,
+            "variants",
+            f"expected exactly {VARIANTS_PER_FAMILY} variants, got {len(fam.variants)}",
+        )
+    seen: set[int] = set()
+    for i, v in enumerate(fam.variants):
+        if v.variant in seen:
+            raise ScenarioError(
+                file,
+                f"variants[{i}].variant",
+                f"duplicate variant {v.variant} (id {fam.family}_v{v.variant})",
+            )
+        seen.add(v.variant)
+    return fam
 
 
 def parse_family(
@@ -252,256 +179,108 @@ def parse_family(
         ScenarioError: naming file and field for the first problem found.
     """
     wp = workplace or load_workplace()
-    r = Reader(file, ScenarioError)
-    m = r.mapping(data, "")
-    r.keys(m, "", ["family", "kind", "persona_hooks", "template", "variants"], ["description"])
-    family = r.text(m, "family", "")
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", family):
-        raise r.fail("family", f"expected a lower_snake_case name, got {family!r}")
-    if expected_family is not None and family != expected_family:
-        raise r.fail("family", f"{family!r} does not match the file name {expected_family!r}")
-    kind = r.text(m, "kind", "")
-    hooks = r.texts(m, "persona_hooks", "")
-    if not hooks:
-        raise r.fail("persona_hooks", "give at least one persona hook")
-    template = r.mapping(m["template"], "template")
-    r.keys(template, "template", ["request", "recipient", "stubs", "facts", "expected_path"])
-    variants = r.seq(m["variants"], "variants")
-    if len(variants) != VARIANTS_PER_FAMILY:
-        raise r.fail(
-            "variants", f"expected exactly {VARIANTS_PER_FAMILY} variants, got {len(variants)}"
-        )
+    fam = _validate_family(data, file, expected_family)
     out: list[Scenario] = []
-    seen: set[int] = set()
-    for i, raw in enumerate(variants):
-        w = f"variants[{i}]"
-        vm = r.mapping(raw, w)
-        r.keys(vm, w, ["variant", "params"], ["persona_hooks"])
-        num = vm["variant"]
-        if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= VARIANTS_PER_FAMILY:
-            raise r.fail(
-                f"{w}.variant", f"expected an integer 1-{VARIANTS_PER_FAMILY}, got {num!r}"
-            )
-        if num in seen:
-            raise r.fail(f"{w}.variant", f"duplicate variant {num} (id {family}_v{num})")
-        seen.add(num)
-        pm = r.mapping(vm["params"], f"{w}.params")
-        params = {k: r.text(pm, k, f"{w}.params") for k in pm}
-        rendered = r.mapping(
-            _render(dict(template), params, r, f"{w} -> template", [MAX_TEMPLATE_NODES]), "template"
+    for i, v in enumerate(fam.variants):
+        rendered = _Renderer(v.params, file).render(fam.template, f"variants[{i}] -> template")
+        sid = f"{fam.family}_v{v.variant}"
+        template = _validate_template(rendered, file, f"variants[{i}] -> {sid}: template")
+        scenario = Scenario(
+            id=sid,
+            family=fam.family,
+            variant=v.variant,
+            kind=fam.kind,
+            request=template.request,
+            recipient=template.recipient,
+            facts=template.facts,
+            persona_hooks=fam.persona_hooks + v.persona_hooks,
+            expected_path=tuple(c.tool for c in template.expected_path),
+            expected_calls=template.expected_path,
+            stubs=template.stubs,
+            source=str(file),
         )
-        extra_hooks = r.texts(vm, "persona_hooks", w)
-        out.append(_build(rendered, family, num, kind, hooks + extra_hooks, wp, r, f"{w} -> "))
+        check_scenario(scenario, wp, file, f"variants[{i}] -> {sid}: template")
+        out.append(scenario)
     return sorted(out, key=lambda s: s.variant)
 
 
-def _build(
-    t: Mapping[str, Any],
-    family: str,
-    variant: int,
-    kind: str,
-    hooks: tuple[str, ...],
-    wp: Workplace,
-    r: Reader,
-    pre: str,
-) -> Scenario:
-    sid = f"{family}_v{variant}"
-    pre = f"{pre}{sid}: template"
-    request = r.text(t, "request", pre)
-    words = len(request.split())
+def _check_stub_tools(rendered: Mapping[str, Any], file: str | Path, pre: str) -> None:
+    stubs = rendered.get("stubs")
+    for key in stubs if isinstance(stubs, Mapping) else ():
+        if key not in STUB_TOOLS:
+            why = (
+                f"tool {key!r} acts on the stubbed data and takes no stubs"
+                if key in TOOL_NAMES
+                else f"unknown tool {key!r}; tools are {', '.join(TOOL_NAMES)}"
+            )
+            raise ScenarioError(
+                file, f"{pre}.stubs.{key}", f"{why}; stub one of {', '.join(STUB_TOOLS)}"
+            )
+
+
+def _validate_template(rendered: Any, file: str | Path, pre: str) -> ScenarioTemplate:
+    if isinstance(rendered, Mapping):
+        _check_stub_tools(rendered, file, pre)
+    try:
+        t = ScenarioTemplate.model_validate(rendered)
+    except ValidationError as e:
+        raise data_error(e, file, ScenarioError, ScenarioTemplate, pre) from None
+    words = len(t.request.split())
     lo, hi = REQUEST_WORDS
     if not lo <= words <= hi:
-        raise r.fail(f"{pre}.request", f"has {words} words; a request must have {lo}-{hi}")
-    leaked = sorted({w for w in re.findall(r"[a-z]+", request.lower())} & _BANNED_REQUEST_WORDS)
+        raise ScenarioError(
+            file, f"{pre}.request", f"has {words} words; a request must have {lo}-{hi}"
+        )
+    leaked = sorted(set(re.findall(r"[a-z]+", t.request.lower())) & _BANNED_REQUEST_WORDS)
     if leaked:
-        raise r.fail(
+        raise ScenarioError(
+            file,
             f"{pre}.request",
             f"mentions {', '.join(leaked)}: a request must never name a persona or a style",
         )
-    stubs = _parse_stubs(t["stubs"], wp, r, f"{pre}.stubs")
-    directory = (*wp.directory(), *stubs.contacts)
-    emails = {p.email for p in directory}
-    recipient = r.email(t, "recipient", pre)
-    if recipient not in emails:
-        raise r.fail(
-            f"{pre}.recipient",
-            f"{recipient!r} is not in the directory "
-            "(colleagues, customer/vendor contacts, or this "
-            "scenario's lookup_contact stubs)",
+    if len(t.facts) < 2:
+        raise ScenarioError(file, f"{pre}.facts", "give at least 2 facts")
+    _check_path(t, file, f"{pre}.expected_path")
+    return t
+
+
+def _check_path(t: ScenarioTemplate, file: str | Path, where: str) -> None:
+    calls, (lo, hi) = t.expected_path, PATH_LENGTH
+    if not lo <= len(calls) <= hi:
+        raise ScenarioError(file, where, f"has {len(calls)} calls; a competent path has {lo}-{hi}")
+    for i, call in enumerate(calls):
+        if call.tool not in TOOL_PARAMS:
+            tools = ", ".join(TOOL_NAMES)
+            raise ScenarioError(
+                file, f"{where}[{i}].tool", f"unknown tool {call.tool!r}; tools are {tools}"
+            )
+        required, optional = TOOL_PARAMS[call.tool]
+        missing = [k for k in required if k not in call.args]
+        if missing:
+            raise ScenarioError(
+                file, f"{where}[{i}].args", f"missing required argument(s): {', '.join(missing)}"
+            )
+        extra = sorted(set(call.args) - set(required) - set(optional))
+        if extra:
+            raise ScenarioError(
+                file,
+                f"{where}[{i}].args.{extra[0]}",
+                f"unknown argument; {call.tool} takes {', '.join((*required, *optional))}",
+            )
+    last = len(calls) - 1
+    if calls[last].tool != "send_email":
+        raise ScenarioError(
+            file, f"{where}[{last}].tool", "the last expected call must be send_email"
         )
-    _check_references(stubs, directory, wp, r, f"{pre}.stubs")
-    facts = r.texts(t, "facts", pre)
-    if len(facts) < 2:
-        raise r.fail(f"{pre}.facts", "give at least 2 facts")
-    calls = _parse_path(t["expected_path"], recipient, r, f"{pre}.expected_path")
-    for where, text in [
-        (f"{pre}.request", request),
-        *((f"{pre}.facts[{i}]", f) for i, f in enumerate(facts)),
-        *((f"{pre}.expected_path[{i}].args", str(c.args)) for i, c in enumerate(calls)),
-    ]:
-        for addr in EMAIL_RE.findall(text):
-            if addr.lower() not in emails:
-                raise r.fail(where, f"references {addr!r}, which is not in the directory")
-    scenario = Scenario(
-        id=sid,
-        family=family,
-        variant=variant,
-        kind=kind,
-        request=request,
-        recipient=recipient,
-        facts=facts,
-        persona_hooks=hooks,
-        expected_path=tuple(c.tool for c in calls),
-        expected_calls=calls,
-        stubs=stubs,
-        source=r.file,
-    )
-    _check_facts(scenario, wp, r, pre)
-    return scenario
-
-
-def _parse_stubs(raw: Any, wp: Workplace, r: Reader, where: str) -> Stubs:
-    from charbench.agentic_email.tools import TOOL_NAMES
-
-    m = r.mapping(raw, where)
-    for key in m:
-        if key not in TOOL_NAMES:
-            raise r.fail(
-                f"{where}.{key}", f"unknown tool {key!r}; tools are {', '.join(TOOL_NAMES)}"
-            )
-        if key not in STUB_TOOLS:
-            raise r.fail(
-                f"{where}.{key}",
-                f"tool {key!r} acts on the stubbed data and takes "
-                f"no stubs; stub one of {', '.join(STUB_TOOLS)}",
-            )
-
-    def items(key: str) -> list[tuple[str, Any]]:
-        value = m.get(key)
-        if value is None:
-            return []
-        return [(f"{where}.{key}[{i}]", x) for i, x in enumerate(r.seq(value, f"{where}.{key}"))]
-
-    contacts = tuple(parse_person(r, x, w, external=True) for w, x in items("lookup_contact"))
-    events = tuple(parse_event(r, x, w) for w, x in items("list_calendar"))
-    chats = tuple(parse_thread(r, x, w) for w, x in items("search_chat"))
-    docs = tuple(parse_document(r, x, w) for w, x in items("search_documents"))
-    policies = []
-    for i, (w, x) in enumerate(items("lookup_policy")):
-        from charbench.agentic_email.workplace import parse_policy
-
-        policies.append(parse_policy(r, x, w, f"scenario-{i}"))
-    return Stubs(contacts, events, chats, docs, tuple(policies))
-
-
-def _check_references(
-    stubs: Stubs, directory: Sequence[Person], wp: Workplace, r: Reader, where: str
-) -> None:
-    known: dict[str, str] = {}
-    for p in wp.directory():
-        known[p.email] = p.name
-        known[p.name.lower()] = p.name
-    for i, p in enumerate(stubs.contacts):
-        for key in (p.email, p.name.lower()):
-            if key in known:
-                raise r.fail(
-                    f"{where}.lookup_contact[{i}]",
-                    f"{key!r} is already in the directory ({known[key]})",
-                )
-            known[key] = p.name
-
-    def must_resolve(name: str, field: str) -> None:
-        if resolve_person(directory, name) is None:
-            raise r.fail(
-                field,
-                f"{name!r} is not a (unique) contact in the directory; use a "
-                "full name or email, or add them under lookup_contact",
-            )
-
-    ids = {e.id for e in wp.events}
-    for i, e in enumerate(stubs.events):
-        w = f"{where}.list_calendar[{i}]"
-        must_resolve(e.person, f"{w}.person")
-        for j, a in enumerate(e.attendees):
-            must_resolve(a, f"{w}.attendees[{j}]")
-        if e.id in ids:
-            raise r.fail(f"{w}.id", f"duplicate meeting id {e.id!r}")
-        ids.add(e.id)
-    for i, t in enumerate(stubs.chats):
-        for j, msg in enumerate(t.messages):
-            must_resolve(msg.author, f"{where}.search_chat[{i}].messages[{j}].from")
-    doc_ids = {d.id for d in wp.documents}
-    for i, d in enumerate(stubs.documents):
-        must_resolve(d.owner, f"{where}.search_documents[{i}].owner")
-        if d.id in doc_ids:
-            raise r.fail(f"{where}.search_documents[{i}].id", f"duplicate document id {d.id!r}")
-        doc_ids.add(d.id)
-    texts: list[tuple[str, str]] = []
-    texts += [(f"{where}.list_calendar[{i}]", e.render()) for i, e in enumerate(stubs.events)]
-    texts += [(f"{where}.search_chat[{i}]", t.render()) for i, t in enumerate(stubs.chats)]
-    texts += [(f"{where}.search_documents[{i}]", d.render()) for i, d in enumerate(stubs.documents)]
-    texts += [(f"{where}.lookup_policy[{i}]", p.render()) for i, p in enumerate(stubs.policies)]
-    emails = {p.email for p in directory}
-    for w, text in texts:
-        for addr in EMAIL_RE.findall(text):
-            if addr.lower() not in emails:
-                raise r.fail(w, f"references {addr!r}, which is not in the directory")
-
-
-def _parse_path(raw: Any, recipient: str, r: Reader, where: str) -> tuple[ExpectedCall, ...]:
-    from charbench.agentic_email.tools import TOOL_NAMES, TOOL_PARAMS
-
-    lo, hi = PATH_LENGTH
-    items = r.seq(raw, where)
-    if not lo <= len(items) <= hi:
-        raise r.fail(where, f"has {len(items)} calls; a competent path has {lo}-{hi}")
-    calls = []
-    for i, x in enumerate(items):
-        w = f"{where}[{i}]"
-        cm = r.mapping(x, w)
-        r.keys(cm, w, ["tool", "args"])
-        name = r.text(cm, "tool", w)
-        if name not in TOOL_NAMES:
-            raise r.fail(f"{w}.tool", f"unknown tool {name!r}; tools are {', '.join(TOOL_NAMES)}")
-        am = r.mapping(cm["args"], f"{w}.args")
-        required, optional = TOOL_PARAMS[name]
-        r.keys(am, f"{w}.args", required, optional)
-        args = tuple((k, r.text(am, k, f"{w}.args")) for k in am)
-        calls.append(ExpectedCall(name, args))
-    last = calls[-1]
-    if last.tool != "send_email":
-        raise r.fail(f"{where}[{len(calls) - 1}].tool", "the last expected call must be send_email")
-    to = [a.strip().lower() for a in re.split(r"[,;]", last.kwargs["to"]) if a.strip()]
-    if recipient not in to:
-        raise r.fail(
-            f"{where}[{len(calls) - 1}].args.to",
-            f"the final email must go to the recipient {recipient!r}",
+    if any(c.tool == "send_email" for c in calls[:last]):
+        raise ScenarioError(file, where, "send_email may only be the last expected call")
+    to = [a.strip().lower() for a in re.split(r"[,;]", calls[last].args["to"]) if a.strip()]
+    if t.recipient not in to:
+        raise ScenarioError(
+            file,
+            f"{where}[{last}].args.to",
+            f"the final email must go to the recipient {t.recipient!r}",
         )
-    if any(c.tool == "send_email" for c in calls[:-1]):
-        raise r.fail(where, "send_email may only be the last expected call")
-    return tuple(calls)
-
-
-def _check_facts(scenario: Scenario, wp: Workplace, r: Reader, pre: str) -> None:
-    from inspect_ai.tool import ToolError
-
-    from charbench.agentic_email.tools import WorkplaceSim
-
-    sim = WorkplaceSim(scenario, wp)
-    seen = []
-    for i, call in enumerate(scenario.expected_calls[:-1]):
-        try:
-            seen.append(_norm(sim.call(call.tool, call.kwargs)))
-        except ToolError as e:  # a tool error on the expected path is a data error
-            raise r.fail(f"{pre}.expected_path[{i}]", f"{call.tool} fails: {e}") from None
-    corpus = "\n".join(seen)
-    for i, fact in enumerate(scenario.facts):
-        if _norm(fact) not in corpus:
-            raise r.fail(
-                f"{pre}.facts[{i}]",
-                f"{fact!r} is not returned verbatim by any call on the expected path; "
-                "facts must be what the tools show",
-            )
 
 
 # --------------------------------------------------------------------------- loading
@@ -513,12 +292,8 @@ def load_family_file(path: str | Path, workplace: Workplace | None = None) -> li
     Raises:
         ScenarioError: the file cannot be read, is not YAML, or fails validation.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(p, "", f"cannot read the file: {e}") from None
-    return parse_family_text(text, p, workplace, expected_family=p.stem)
+    data = read_yaml_file(path, ScenarioError)
+    return parse_family(data, path, workplace, expected_family=Path(path).stem)
 
 
 def parse_family_text(

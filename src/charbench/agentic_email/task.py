@@ -27,6 +27,7 @@ from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.personas import parse_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
+from charbench.routing import preflight
 from charbench.scoring import (
     ClassifiedText,
     agentic_metrics,
@@ -267,6 +268,8 @@ def agentic_email(
     workplace = load_workplace()
 
     subject = eval_subject(base, condition, classifier)
+    # every persona's adapter resolved and checked before any weights load
+    preflight(subject.model, persona_list)
     spec = subject.classifier
     check_classifier_labels(spec, persona_list)
 

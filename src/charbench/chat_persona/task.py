@@ -22,6 +22,7 @@ from charbench.chat_persona.dataset import (
 from charbench.chat_persona.prompts import build_messages, resolve_suffixes
 from charbench.personas import parse_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
+from charbench.routing import preflight
 
 TASK_NAME = "chat_persona"
 RESAMPLES: tuple[str, ...] = ("cluster", "row")
@@ -242,6 +243,8 @@ def chat_persona(
     )
 
     subject = eval_subject(base, condition, classifier)
+    # every persona's adapter resolved and checked before any weights load
+    preflight(subject.model, persona_list)
     spec = subject.classifier
     check_classifier_labels(spec, persona_list)
 

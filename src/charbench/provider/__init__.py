@@ -10,8 +10,10 @@ Usage (after ``pip install -e .``, which registers the provider through the pack
 
 Modules: :mod:`._api` (``HFLoraAPI``, the ModelAPI), :mod:`.engine` (shared bases, batching
 worker), :mod:`.adapters` (verified adapter loading), :mod:`.resolve` (local/Hub
-resolution), :mod:`.chat` (chat templates), :mod:`.tool_protocol` (tool-call text
-protocols), :mod:`.errors`. Importing this package does not import torch.
+resolution), :mod:`.options` (the ``-M`` args, validated before anything loads),
+:mod:`.prompt_checks` (context length and control-token checks of a rendered prompt),
+:mod:`.chat` (chat templates), :mod:`.tool_protocol` (tool-call text protocols),
+:mod:`.errors`. Importing this package does not import torch.
 """
 
 from charbench.provider.errors import HFLoraError

@@ -1,9 +1,11 @@
 """``HFLoraAPI``: the Inspect ModelAPI behind ``--model hf-lora/<base>``.
 
-Model args (``-M``), all optional:
+Model args (``-M``), all optional; a bad or empty value is refused before any weights load,
+with a message naming the option and what it accepts (:mod:`charbench.provider.options`):
 
 - ``adapter``: local adapter directory, Hub repo ``org/name`` (adapter at the root), Hub
-  repo with subfolder ``org/name/sub/dir``, or a template containing ``{persona}``.
+  repo with subfolder ``org/name/sub/dir``, or a template containing ``{persona}``. An
+  empty value (``-M adapter=``, an unset shell variable) is an error, never the bare base.
 - ``adapter_revision``: Hub revision of the adapter repo(s) (default main).
 - ``stage``: ``base`` | ``distillation`` | ``full`` | ``introspection``, for the released
   bases only (:data:`charbench.personas.RELEASED_BASES`); exclusive with ``adapter``.
@@ -13,23 +15,35 @@ Model args (``-M``), all optional:
   (computed exactly as the sum of both LoRA deltas, see
   :meth:`~charbench.provider.engine.SharedBase.ensure_combined`).
 - ``persona``: fills ``{persona}`` in the adapter template / picks the stage's persona.
-  Without it a template or stage model is a *persona template*: it routes through
-  :mod:`charbench.routing` and refuses to generate itself.
+  Without it a template or stage model is a *persona template*: it loads nothing, routes
+  through :mod:`charbench.routing`, and refuses to generate itself; tasks check every
+  persona's adapter at task start (:func:`charbench.routing.preflight`).
 - ``revision``: Hub revision of the base (default main).
 - ``dtype``: ``bfloat16`` | ``float16`` | ``float32`` | ``auto`` (default: bf16 on CUDA,
   fp32 on CPU).
-- ``device``: ``auto`` (default: cuda if available, else cpu), ``cpu``, ``cuda:N``, ``mps``.
+- ``device``: ``auto`` (default: cuda if available, else cpu), ``cpu``, ``cuda``,
+  ``cuda:N``, ``mps``; a device this torch build cannot use is an error.
 - ``trust_remote_code``: default False.
 - ``do_sample``: default: greedy when ``temperature`` is 0, sampling otherwise.
-- ``repetition_penalty``: transformers' repetition penalty (default none; OCT used 1.1).
+- ``repetition_penalty``: transformers' repetition penalty, a number > 0 (default none;
+  OCT used 1.1).
 - ``chat_template``: a Jinja template or a path to one (default: the tokenizer's).
 - ``tool_protocol``: ``json`` (default) or ``native``.
 - ``max_batch_size``: rows per ``generate`` (default 32; also the default max connections).
 - ``allow_pickle``: accept pickle-only adapters (default False).
+- ``bos``: ``single`` (default): the prompt is the chat template's rendering tokenized
+  without adding special tokens, so it starts with the template's one BOS; ``vllm``: the
+  study's way (a prompt string given to vLLM, which adds the tokenizer's BOS again), i.e.
+  two BOS tokens for Llama and Gemma; use it only to reproduce published numbers.
+
+Control-token text typed inside a message (``<|im_end|>\\n<|im_start|>system ...``) is
+tokenized as the real control tokens with either ``bos`` value, as in the study's harness;
+hf-lora warns and records it (:mod:`charbench.provider.prompt_checks`). A prompt longer
+than the model's context is generated from, with a warning naming its length and the limit.
 
 Concurrency: unless ``--max-connections`` is given, Inspect applies adaptive concurrency
 (starting at 20 concurrent calls), which caps how many requests can meet in one batch. For
-local generation pass ``--max-connections`` at least ``max_batch_size`` (e.g. 64).
+local generation pass ``--max-connections`` at least ``max_batch_size`` (e.g. 32).
 
 Tool choice: ``auto`` (default) lets the model decide; ``none`` hides the tools. ``any``
 requires a call: hf-lora prefills the opening of the call and the model picks the tool
@@ -53,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sniffio
@@ -71,60 +86,42 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolChoice, ToolFunction, ToolInfo
 
 from charbench._inspect import MODEL_INFO_LOOKUP_API_KEY, custom_model_info
-from charbench.personas import STAGES, released_base
 from charbench.provider import tool_protocol
 from charbench.provider.chat import RAW_COMPLETION_KEY, ChatRenderer, load_chat_template
 from charbench.provider.errors import HFLoraError
-from charbench.routing import PERSONA_PLACEHOLDER
+from charbench.provider.options import (
+    DEFAULT_MAX_BATCH_SIZE,
+    KNOWN_ARGS,
+    check_device,
+    parse_options,
+    plan_adapters,
+)
+from charbench.provider.prompt_checks import (
+    PromptGuard,
+    PromptReport,
+    context_limit,
+    control_token_texts,
+)
 
 if TYPE_CHECKING:
     from charbench.provider.engine import GenResult, GenSettings
 
-DEFAULT_MAX_BATCH_SIZE = 32
+__all__ = ["DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_NEW_TOKENS", "KNOWN_ARGS", "HFLoraAPI"]
+
 DEFAULT_MAX_NEW_TOKENS = 2048
 
 GUIDED_STOP = "\n```"
 """Where a guided call's generation stops: the model closing the call's code fence."""
 
-KNOWN_ARGS = (
-    "adapter",
-    "adapter_revision",
-    "stage",
-    "persona",
-    "revision",
-    "dtype",
-    "device",
-    "trust_remote_code",
-    "do_sample",
-    "repetition_penalty",
-    "chat_template",
-    "tool_protocol",
-    "max_batch_size",
-    "allow_pickle",
-)
 
+@dataclasses.dataclass
+class _Completion:
+    """One generate call's text before tool-call parsing (see ``HFLoraAPI._complete``)."""
 
-def _as_bool(name: str, value: Any) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise HFLoraError(f"hf-lora: -M {name}={value!r} must be true or false.")
-
-
-def _as_str(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, list | dict):
-        raise HFLoraError(
-            f"hf-lora: -M {name}={value!r} was parsed as a {type(value).__name__} (Inspect "
-            "parses -M values as YAML, and a comma makes a list); pass a single value, "
-            "quoted if needed."
-        )
-    return str(value)
+    text: str
+    result: GenResult
+    prefill: str
+    guided_fields: list[str] | None
 
 
 class HFLoraAPI(ModelAPI):
@@ -133,9 +130,15 @@ class HFLoraAPI(ModelAPI):
     See the module docstring for the model args. Implements
     :class:`charbench.routing.PersonaRoutable`.
 
+    Order of work in the constructor: every ``-M`` value is validated; a model-info lookup
+    stops there; a persona template stops after checking the device (its personas'
+    adapters are checked by :meth:`check_personas` at task start); a concrete model checks
+    the device and its adapters' files, and only then loads the base and the adapters.
+
     Raises:
         HFLoraError: unknown or invalid model args, unknown stage, stage on a base without
-            released adapters, or any loading/verification failure of base or adapters.
+            released adapters, a device torch cannot use, or any resolution, loading or
+            verification failure of base or adapters.
     """
 
     def __init__(
@@ -153,43 +156,12 @@ class HFLoraAPI(ModelAPI):
             api_key_vars=["HF_TOKEN"],
             config=config,
         )
-        unknown = sorted(set(model_args) - set(KNOWN_ARGS))
-        if unknown:
-            raise HFLoraError(
-                f"hf-lora: unknown model arg(s) {', '.join(unknown)}; valid -M args are "
-                f"{', '.join(KNOWN_ARGS)}."
-            )
+        self.options = parse_options(model_args)
         self._model_args: dict[str, Any] = dict(model_args)
-        self.adapter_spec = _as_str("adapter", model_args.get("adapter"))
-        self.adapter_revision = _as_str("adapter_revision", model_args.get("adapter_revision"))
-        self.stage = _as_str("stage", model_args.get("stage"))
-        self.persona = _as_str("persona", model_args.get("persona"))
-        self.revision = _as_str("revision", model_args.get("revision"))
-        self.dtype = _as_str("dtype", model_args.get("dtype"))
-        self.device = _as_str("device", model_args.get("device"))
-        self.trust_remote_code = bool(_as_bool("trust_remote_code",
-                                               model_args.get("trust_remote_code")))
-        self.do_sample = _as_bool("do_sample", model_args.get("do_sample"))
-        self.allow_pickle = bool(_as_bool("allow_pickle", model_args.get("allow_pickle")))
-        rp = model_args.get("repetition_penalty")
-        self.repetition_penalty = float(rp) if rp is not None else None
-        protocol = (_as_str("tool_protocol", model_args.get("tool_protocol")) or "json").lower()
-        if protocol not in ("json", "native"):
-            raise HFLoraError(
-                f"hf-lora: -M tool_protocol={protocol!r}; use json (default) or native."
-            )
-        self.tool_protocol: Any = protocol
-        mbs = model_args.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE)
-        try:
-            self.max_batch_size = int(mbs)
-        except (TypeError, ValueError) as err:
-            raise HFLoraError(f"hf-lora: -M max_batch_size={mbs!r} must be an integer.") from err
-        if self.max_batch_size < 1:
-            raise HFLoraError("hf-lora: -M max_batch_size must be at least 1.")
-        self._chat_template = load_chat_template(
-            _as_str("chat_template", model_args.get("chat_template"))
-        )
-        self._adapter_parts = self._plan_adapters()
+        self.max_batch_size = self.options.max_batch_size
+        self.tool_protocol: Any = self.options.tool_protocol
+        self._chat_template = load_chat_template(self.options.chat_template)
+        self._adapter_parts = plan_adapters(self.options, model_name, self.options.persona)
 
         key = f"hf-lora/{model_name}"
         if custom_model_info(key) is None:
@@ -198,83 +170,57 @@ class HFLoraAPI(ModelAPI):
         self._base: Any = None
         self._lookup_tokenizer: Any = None
         self._renderer: ChatRenderer | None = None
+        self._guard: PromptGuard | None = None
         self._adapter_name = "__base__"
         if api_key == MODEL_INFO_LOOKUP_API_KEY:
             return  # built only for a model-info lookup: load nothing
+        check_device(self.options.device)
+        if self._adapter_parts is None:
+            return  # a persona template: each persona's model loads; see check_personas
+        self._verify_adapters(self._adapter_parts)
         self._load()
 
-    # ------------------------------------------------------------------ planning
+    # ------------------------------------------------------------------ loading
 
-    def _plan_adapters(self) -> list[str] | None:
-        """The concrete adapter specs to load (None: a persona template, nothing yet)."""
-        if self.stage is not None:
-            if self.stage not in STAGES:
-                raise HFLoraError(
-                    f"hf-lora: unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}."
-                )
-            if self.adapter_spec is not None:
-                raise HFLoraError(
-                    "hf-lora: pass either -M stage= or -M adapter=, not both."
-                )
-            if self.stage == "base":
-                if self.persona is not None:
-                    return []
-                return []
-            rb = released_base(self.model_name)
-            if rb is None:
-                raise HFLoraError(
-                    f"hf-lora: -M stage={self.stage} is only defined for the bases of the "
-                    "persona release (meta-llama/Llama-3.1-8B-Instruct, "
-                    "Qwen/Qwen2.5-7B-Instruct, google/gemma-3-4b-it); for "
-                    f"{self.model_name!r} pass -M adapter=<local dir or Hub id> instead."
-                )
-            if self.persona is None:
-                return None
-            try:
-                if self.stage == "introspection":
-                    return [
-                        str(rb.adapter_for("distillation", self.persona)),
-                        str(rb.adapter_for("introspection", self.persona)),
-                    ]
-                return [str(rb.adapter_for(self.stage, self.persona))]  # type: ignore[arg-type, unused-ignore]
-            except ValueError as err:
-                raise HFLoraError(f"hf-lora: {err}") from err
-        if self.adapter_spec is None:
-            if self.persona is not None:
-                raise HFLoraError(
-                    "hf-lora: -M persona= only applies with an adapter template containing "
-                    "{persona} or with -M stage=."
-                )
-            return []
-        if PERSONA_PLACEHOLDER in self.adapter_spec:
-            if self.persona is None:
-                return None
-            return [self.adapter_spec.replace(PERSONA_PLACEHOLDER, self.persona)]
-        if self.persona is not None:
-            raise HFLoraError(
-                f"hf-lora: -M persona={self.persona} given but adapter {self.adapter_spec!r} "
-                "has no {persona} placeholder."
-            )
-        return [self.adapter_spec]
+    def _verify_adapters(self, specs: list[str], skeleton: Any | None = None) -> None:
+        """Resolve and check each adapter's files (no weights); see ``verify_adapter``."""
+        from charbench.provider.adapters import verify_adapter
+
+        for spec in specs:
+            verify_adapter(spec, base_name=self.model_name,
+                           revision=self.options.adapter_revision, token=self.api_key,
+                           allow_pickle=self.options.allow_pickle, skeleton=skeleton)
+
+    def _skeleton(self) -> Any | None:
+        """The base's module tree on the meta device (shapes only), or None; see adapters."""
+        from charbench.provider.adapters import base_skeleton
+
+        return base_skeleton(self.model_name, revision=self.options.revision,
+                             trust_remote_code=self.options.trust_remote_code,
+                             token=self.api_key)
 
     def _load(self) -> None:
         from charbench.provider.engine import get_shared_base
 
+        opts = self.options
         self._base = get_shared_base(
             self.model_name,
-            revision=self.revision,
-            dtype=self.dtype,
-            device=self.device,
-            trust_remote_code=self.trust_remote_code,
+            revision=opts.revision,
+            dtype=opts.dtype,
+            device=opts.device,
+            trust_remote_code=opts.trust_remote_code,
             token=self.api_key,
         )
         self._renderer = ChatRenderer(self._base.tokenizer, self._chat_template,
                                       self._base.family)
+        self._guard = PromptGuard(self.display_name(),
+                                  context_limit(getattr(self._base.model, "config", None)),
+                                  control_token_texts(self._base.tokenizer))
         if not self._adapter_parts:
             return
         infos = [
-            self._base.ensure_adapter(spec, revision=self.adapter_revision, token=self.api_key,
-                                      allow_pickle=self.allow_pickle)
+            self._base.ensure_adapter(spec, revision=opts.adapter_revision, token=self.api_key,
+                                      allow_pickle=opts.allow_pickle)
             for spec in self._adapter_parts
         ]
         if len(infos) == 1:
@@ -295,17 +241,48 @@ class HFLoraAPI(ModelAPI):
             raise HFLoraError(f"hf-lora: invalid persona {persona!r}.")
         return {**self._model_args, "persona": persona}
 
+    def check_personas(self, personas: Sequence[str]) -> None:
+        """Resolve and verify every adapter the personas route to, loading no weights.
+
+        For each persona: its adapter spec(s) (:func:`~charbench.provider.options.plan_adapters`),
+        each resolved (local directory, or Hub repo through the Hugging Face cache), its
+        ``adapter_config.json`` and weights header read, and every tensor's module and shape
+        checked against the base's module tree built on the meta device from its config
+        (:func:`~charbench.provider.adapters.verify_adapter`). A no-op for a model that is
+        not a persona template (its adapter was checked when it was built, and its base
+        loaded right after).
+
+        Raises:
+            HFLoraError: one line naming the first failing persona, its adapter and what is
+                wrong, and the other failing personas, if any.
+        """
+        if not self.is_persona_template():
+            return
+        failures: list[tuple[str, str]] = []
+        skeleton = self._skeleton()
+        for persona in personas:
+            try:
+                self._verify_adapters(
+                    plan_adapters(self.options, self.model_name, persona) or [], skeleton)
+            except HFLoraError as err:
+                failures.append((persona, str(err).removeprefix("hf-lora: ")))
+        if failures:
+            persona, why = failures[0]
+            others = [p for p, _ in failures[1:]]
+            also = f" (also failing: {', '.join(others)})" if others else ""
+            raise HFLoraError(f"hf-lora: persona {persona!r}: {why}{also}")
+
     def base_model_name(self) -> str:
         """The base model name or path (as given after ``hf-lora/``)."""
         return self.model_name
 
     def condition_name(self) -> str:
         """``-M stage`` if given; ``base`` with no adapter; else the adapter as given."""
-        if self.stage is not None:
-            return self.stage
-        if self.adapter_spec is None:
+        if self.options.stage is not None:
+            return self.options.stage
+        if self.options.adapter is None:
             return "base"
-        return self.adapter_spec
+        return self.options.adapter
 
     def adapter_label(self) -> str | None:
         """The concrete adapter(s) in use, ``+``-joined (None for the bare base)."""
@@ -327,55 +304,102 @@ class HFLoraAPI(ModelAPI):
         tool_choice: ToolChoice,
         config: GenerateConfig,
     ) -> tuple[ModelOutput | Exception, ModelCall]:
-        """Render, queue for the shared worker, await without blocking, parse tool calls."""
-        from charbench.provider.engine import GenSettings
+        """Render, check, queue for the shared worker, await without blocking, parse calls.
 
+        Raises:
+            HFLoraError: this model is a persona template or a model-info lookup, or the
+                chat template refused the conversation.
+        """
+        self._require_ready()
+        assert self._renderer is not None
+        use_tools = list(tools) if tools and tool_choice != "none" else []
+        prompt = self._renderer.render(input, use_tools, self.tool_protocol)
+        report = await self._check_prompt(input, prompt)
+        settings = self._settings(config)
+        done = await self._complete(prompt, tool_choice, use_tools, settings)
+        content, calls = self._parse(done.text, use_tools)
+        output = self._output(content, calls, done)
+        call = ModelCall.create(
+            request=self._request_record(prompt, tool_choice, use_tools, settings, done,
+                                         report),
+            response={
+                "completion": done.text,
+                "input_tokens": done.result.input_tokens,
+                "output_tokens": done.result.output_tokens,
+                "stop_reason": done.result.stop_reason,
+                "batch_size": done.result.batch_size,
+            },
+            time=done.result.time,
+        )
+        return output, call
+
+    def _require_ready(self) -> None:
         if self.is_persona_template():
             raise HFLoraError(
                 f"hf-lora: {self.display_name()} is a persona template (adapter "
-                f"{self.adapter_spec or self.stage!r} without a persona), so it cannot generate "
-                "itself. Tasks route each sample to its persona's model with "
+                f"{self.options.adapter or self.options.stage!r} without a persona), so it "
+                "cannot generate itself. Tasks route each sample to its persona's model with "
                 "charbench.routing.model_for_persona; to run one persona directly pass "
                 "-M persona=<name>."
             )
         if self._base is None or self._renderer is None:
             raise HFLoraError("hf-lora: this instance was built for a model-info lookup only.")
-        use_tools = list(tools) if tools and tool_choice != "none" else []
-        prompt = self._renderer.render(input, use_tools, self.tool_protocol)
-        temperature = config.temperature
-        do_sample = self.do_sample if self.do_sample is not None else temperature != 0
-        settings = GenSettings(
+
+    async def _check_prompt(self, messages: list[ChatMessage], prompt: str) -> PromptReport:
+        """Count the prompt's tokens as the engine will and run :class:`PromptGuard`."""
+        assert self._guard is not None
+        tok = self._base.tokenizer
+        with self._base.tokenizer_lock:
+            n_tokens = len(tok(prompt, add_special_tokens=self.options.bos == "vllm")
+                           ["input_ids"])
+        return self._guard.check(messages, n_tokens)
+
+    def _settings(self, config: GenerateConfig) -> GenSettings:
+        """The engine's settings for one call: Inspect's config plus this model's ``-M``."""
+        from charbench.provider.engine import GenSettings
+
+        opts = self.options
+        do_sample = opts.do_sample if opts.do_sample is not None else config.temperature != 0
+        return GenSettings(
             max_new_tokens=int(config.max_tokens or DEFAULT_MAX_NEW_TOKENS),
             do_sample=bool(do_sample),
-            temperature=temperature,
+            temperature=config.temperature,
             top_p=config.top_p,
             top_k=config.top_k,
-            repetition_penalty=self.repetition_penalty,
+            repetition_penalty=opts.repetition_penalty,
             seed=config.seed,
             stop_seqs=tuple(config.stop_seqs or ()),
+            add_special_tokens=opts.bos == "vllm",
         )
-        guided = self._guided_fields(tool_choice, use_tools)
+
+    async def _complete(self, prompt: str, tool_choice: ToolChoice, tools: list[ToolInfo],
+                        settings: GenSettings) -> _Completion:
+        """Generate this turn's text: a guided call, a prefilled call, or free text."""
+        guided = self._guided_fields(tool_choice, tools)
         if guided is not None:
             # a named tool is required: write the call's JSON, the model writes each value
-            prefill, guided_fields = "", guided[1]
             result = await self._guided_call(prompt, guided[0], guided[1], settings)
-            text = result.text
+            return _Completion(result.text, result, "", guided[1])
+        # a required call ("any", or a tool that cannot be guided): prefill its opening
+        prefill = tool_protocol.forced_call_prefix(
+            tool_choice, tools, self.tool_protocol, self._base.family
+        )
+        result = await self._run(prompt + prefill, settings)
+        return _Completion(prefill + result.text, result, prefill, None)
+
+    def _parse(self, text: str, tools: list[ToolInfo]) -> tuple[str, list[Any]]:
+        """(content, tool calls) of a completion under this model's tool protocol."""
+        if not tools:
+            return text, []
+        if self.tool_protocol == "native":
+            parsed = tool_protocol.parse_native_tool_calls(self._base.family, text, tools)
         else:
-            # a required call ("any", or a tool that cannot be guided): prefill its opening
-            guided_fields = None
-            prefill = tool_protocol.forced_call_prefix(
-                tool_choice, use_tools, self.tool_protocol, self._base.family
-            )
-            result = await self._run(prompt + prefill, settings)
-            text = prefill + result.text
-        if use_tools:
-            if self.tool_protocol == "native":
-                parsed = tool_protocol.parse_native_tool_calls(self._base.family, text, use_tools)
-            else:
-                parsed = tool_protocol.parse_tool_calls(text, use_tools)
-            content, calls = parsed.content, parsed.tool_calls
-        else:
-            content, calls = text, []
+            parsed = tool_protocol.parse_tool_calls(text, tools)
+        return parsed.content, list(parsed.tool_calls)
+
+    def _output(self, content: str, calls: list[Any], done: _Completion) -> ModelOutput:
+        """The Inspect output; the raw completion is kept in the message metadata."""
+        result = done.result
         stop_reason: Any = "tool_calls" if calls else result.stop_reason
         name = self.display_name()
         message = ChatMessageAssistant(
@@ -383,9 +407,9 @@ class HFLoraAPI(ModelAPI):
             tool_calls=calls or None,
             model=name,
             source="generate",
-            metadata={RAW_COMPLETION_KEY: text},
+            metadata={RAW_COMPLETION_KEY: done.text},
         )
-        output = ModelOutput(
+        return ModelOutput(
             model=name,
             choices=[ChatCompletionChoice(message=message, stop_reason=stop_reason)],
             usage=ModelUsage(
@@ -395,30 +419,28 @@ class HFLoraAPI(ModelAPI):
             ),
             time=result.time,
         )
-        call = ModelCall.create(
-            request={
-                "prompt": prompt,
-                "base": self.model_name,
-                "adapter": self.adapter_label(),
-                "adapter_name": self._adapter_name,
-                "tool_protocol": self.tool_protocol if use_tools else None,
-                "tool_choice": _tool_choice_str(tool_choice) if use_tools else None,
-                "prefill": prefill,
-                "guided_fields": guided_fields,
-                "generate_kwargs": json.loads(json.dumps(
-                    {**settings.generate_kwargs(), "seed": settings.seed,
-                     "stop_seqs": list(settings.stop_seqs)}, default=str)),
-            },
-            response={
-                "completion": text,
-                "input_tokens": result.input_tokens,
-                "output_tokens": result.output_tokens,
-                "stop_reason": result.stop_reason,
-                "batch_size": result.batch_size,
-            },
-            time=result.time,
-        )
-        return output, call
+
+    def _request_record(self, prompt: str, tool_choice: ToolChoice, tools: list[ToolInfo],
+                        settings: GenSettings, done: _Completion,
+                        report: PromptReport) -> dict[str, Any]:
+        """The ``ModelCall`` request: the prompt and everything that shaped the reply."""
+        return {
+            "prompt": prompt,
+            "base": self.model_name,
+            "adapter": self.adapter_label(),
+            "adapter_name": self._adapter_name,
+            "bos": self.options.bos,
+            "prompt_tokens": report.prompt_tokens,
+            "context_limit": report.context_limit,
+            "control_tokens_in_messages": report.control_tokens,
+            "tool_protocol": self.tool_protocol if tools else None,
+            "tool_choice": _tool_choice_str(tool_choice) if tools else None,
+            "prefill": done.prefill,
+            "guided_fields": done.guided_fields,
+            "generate_kwargs": json.loads(json.dumps(
+                {**settings.generate_kwargs(), "seed": settings.seed,
+                 "stop_seqs": list(settings.stop_seqs)}, default=str)),
+        }
 
     async def _run(self, prompt: str, settings: GenSettings) -> GenResult:
         """Queue one prompt for the shared worker and await its ``GenResult``."""
@@ -503,8 +525,8 @@ class HFLoraAPI(ModelAPI):
 
         if self._lookup_tokenizer is None:
             self._lookup_tokenizer = AutoTokenizer.from_pretrained(
-                self.model_name, revision=self.revision,
-                trust_remote_code=self.trust_remote_code)
+                self.model_name, revision=self.options.revision,
+                trust_remote_code=self.options.trust_remote_code)
         return self._lookup_tokenizer
 
     async def count_text_tokens(self, text: str) -> int:

@@ -30,7 +30,13 @@ from typing import Any
 
 from charbench.personas import released_base
 from charbench.provider.errors import HFLoraError
-from charbench.provider.resolve import PICKLE_WEIGHTS, SAFETENSORS_WEIGHTS
+from charbench.provider.resolve import (
+    ADAPTER_CONFIG,
+    PICKLE_WEIGHTS,
+    SAFETENSORS_WEIGHTS,
+    ResolvedAdapter,
+    resolve_adapter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +149,131 @@ def map_module_paths(paths: set[str], model_modules: set[str]) -> dict[str, str]
     return mapping
 
 
+def read_adapter_config(path: Path) -> dict[str, Any]:
+    """Read and check ``adapter_config.json`` of the adapter in ``path`` (no weights).
+
+    Raises:
+        HFLoraError: the file is unreadable, not a JSON object, or not a LoRA config.
+    """
+    cfg_path = path / ADAPTER_CONFIG
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise HFLoraError(f"hf-lora: cannot read {cfg_path}: {err}") from err
+    if not isinstance(config, dict):
+        raise HFLoraError(f"hf-lora: {cfg_path} is not a JSON object.")
+    peft_type = str(config.get("peft_type", "LORA")).upper()
+    if peft_type != "LORA":
+        raise HFLoraError(
+            f"hf-lora: adapter {path} is a {peft_type} adapter; only LoRA adapters are supported."
+        )
+    return config
+
+
+def base_skeleton(base_name: str, *, revision: str | None = None,
+                  trust_remote_code: bool = False, token: str | None = None) -> Any | None:
+    """The base model's module tree on torch's meta device: shapes, no weights, no memory.
+
+    Built from the base's ``config.json`` alone (a local directory, the Hugging Face cache,
+    or a download of that one file), so adapters can be shape-checked before the base loads.
+
+    Returns:
+        The skeleton, or None when the config cannot be read or built (the base's own load
+        then reports why, with its own what-to-do message).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(base_name, revision=revision, token=token,
+                                            trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            skeleton: Any = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+                config, trust_remote_code=trust_remote_code)
+        return skeleton
+    except (OSError, ValueError, KeyError, ImportError) as err:
+        logger.info("hf-lora: no shape preflight for %s (%s: %s)", base_name,
+                    type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        return None
+
+
+def check_adapter_files(path: Path, label: str, base_name: str,
+                        skeleton: Any | None = None) -> None:
+    """Check an adapter's files without loading any weights (the preflight's deep check).
+
+    Reads ``adapter_config.json`` (:func:`read_adapter_config`), compares its recorded
+    base with ``base_name`` (:func:`check_base_name`: another released base is an error),
+    and reads the safetensors header (when there is one) to check that it lists LoRA
+    tensors. With a ``skeleton`` (:func:`base_skeleton`) it also maps every tensor onto the
+    base's modules (:func:`map_module_paths`) and checks its shape (:func:`check_shapes`),
+    as the load will. A pickle-only adapter gets the config checks only.
+
+    Raises:
+        HFLoraError: naming the adapter, the file and what is wrong with it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    config = read_adapter_config(path)
+    check_base_name(config.get("base_model_name_or_path"), base_name, label)
+    st = path / SAFETENSORS_WEIGHTS
+    if not st.is_file():
+        return  # a pickle-only adapter, allowed by -M allow_pickle (checked at resolution)
+    try:
+        with safe_open(str(st), framework="pt") as handle:
+            # (a safe_open handle is not iterable: .keys() is its API)
+            shapes = {k: tuple(handle.get_slice(k).get_shape())
+                      for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
+        raise HFLoraError(f"hf-lora: adapter {label!r}: cannot read {st}: {err}") from err
+    if not any(split_key(k)[1].startswith(_LORA_PARTS) for k in shapes):
+        raise HFLoraError(
+            f"hf-lora: adapter {label!r}: {st} holds no LoRA tensors ({len(shapes)} tensors, "
+            f"e.g. {', '.join(list(shapes)[:3]) or 'none'})."
+        )
+    if skeleton is not None:
+        _check_fits(shapes, skeleton, label, base_name)
+
+
+def _check_fits(shapes: dict[str, tuple[int, ...]], skeleton: Any, label: str,
+                base_name: str) -> None:
+    """Map and shape-check tensors of the given shapes against a meta-device base."""
+    import torch
+
+    modules = {n for n, _ in skeleton.named_modules() if n}
+    try:
+        mapping = map_module_paths({split_key(k)[0] for k in shapes}, modules)
+    except HFLoraError as err:
+        raise HFLoraError(f"hf-lora: adapter {label!r} does not fit the base {base_name}: "
+                          f"{err}") from err
+    meta = {k: torch.empty(shape, device="meta") for k, shape in shapes.items()}
+    check_shapes(meta, mapping, skeleton, label)
+
+
+def verify_adapter(
+    spec: str,
+    *,
+    base_name: str,
+    revision: str | None = None,
+    token: str | None = None,
+    allow_pickle: bool = False,
+    skeleton: Any | None = None,
+) -> ResolvedAdapter:
+    """Resolve ``spec`` and check its files against ``base_name``, loading no weights.
+
+    The preflight of a persona template and of a concrete ``-M adapter``: local
+    directories are checked in place, Hub specs are fetched into (or read from) the Hugging
+    Face cache (:func:`~charbench.provider.resolve.resolve_adapter`), then
+    :func:`check_adapter_files` reads the config and the weights' header (and, given the
+    base's ``skeleton``, checks every tensor's module and shape).
+
+    Raises:
+        HFLoraError: whatever resolution or the file checks found, naming ``spec``.
+    """
+    resolved = resolve_adapter(spec, revision=revision, token=token, allow_pickle=allow_pickle)
+    check_adapter_files(resolved.path, spec, base_name, skeleton)
+    return resolved
+
+
 def read_adapter(path: Path, *, allow_pickle: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read ``adapter_config.json`` and the weights of the adapter in ``path``.
 
@@ -152,15 +283,7 @@ def read_adapter(path: Path, *, allow_pickle: bool = False) -> tuple[dict[str, A
     import torch
     from safetensors.torch import load_file
 
-    try:
-        config = json.loads((path / "adapter_config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise HFLoraError(f"hf-lora: cannot read {path / 'adapter_config.json'}: {err}") from err
-    peft_type = str(config.get("peft_type", "LORA")).upper()
-    if peft_type != "LORA":
-        raise HFLoraError(
-            f"hf-lora: adapter {path} is a {peft_type} adapter; only LoRA adapters are supported."
-        )
+    config = read_adapter_config(path)
     st = path / SAFETENSORS_WEIGHTS
     weights: Any
     if st.is_file():
@@ -342,10 +465,15 @@ def verify_loaded(
     return int(sum(params[n].numel() * params[n].element_size() for n in own))
 
 
-def combination_is_exact(peft_model: Any, parts: list[str], combined: str) -> float:
-    """Max abs difference between the combined adapter's delta and the sum of its parts.
+def combination_error(peft_model: Any, parts: list[str], combined: str) -> float:
+    """Relative error of a combined adapter's delta against the sum of its parts' deltas.
 
     Checked on the first LoRA layer that carries the combined adapter (cheap).
+
+    Returns:
+        ``max|combined - sum(parts)| / max|sum(parts)|`` on that layer (``max|combined|``
+        when no part is on it; 0.0 when no layer carries ``combined``). An exact
+        composition gives about 1e-7 in float32; callers compare against a tolerance.
     """
     from peft.tuners.lora import LoraLayer
 

@@ -51,7 +51,8 @@ def load_chat_template(value: str | None) -> str | None:
         if path.is_file():
             return path.read_text()
         raise HFLoraError(
-            f"hf-lora: chat_template {text!r} is neither a Jinja template nor an existing file."
+            f"hf-lora: -M chat_template={text!r} is neither a Jinja template nor an existing "
+            "file; pass the template text or the path of a .jinja file."
         )
     return text
 

@@ -27,7 +27,7 @@ from charbench.provider.adapters import (
     AdapterInfo,
     check_base_name,
     check_shapes,
-    combination_is_exact,
+    combination_error,
     lora_module_paths,
     map_module_paths,
     prepare_config,
@@ -57,6 +57,7 @@ class GenSettings:
     repetition_penalty: float | None = None
     seed: int | None = None
     stop_seqs: tuple[str, ...] = ()
+    add_special_tokens: bool = False
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``model.generate`` (sampling knobs only when sampling)."""
@@ -263,7 +264,7 @@ class SharedBase:
             self.peft.add_weighted_adapter(
                 [p.name for p in parts], [1.0] * len(parts), name, combination_type="cat"
             )
-            err = combination_is_exact(self.peft, [p.name for p in parts], name)
+            err = combination_error(self.peft, [p.name for p in parts], name)
             if err > 1e-3:
                 self.peft.delete_adapter(name)
                 raise HFLoraError(
@@ -444,7 +445,7 @@ class SharedBase:
         with self.tokenizer_lock:
             enc = self.tokenizer(
                 prompts,
-                add_special_tokens=False,
+                add_special_tokens=settings.add_special_tokens,
                 padding=True,
                 padding_side="left",
                 return_tensors="pt",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from charbench._inspect import PrerequisiteError
 
 
@@ -14,7 +16,10 @@ class HFLoraError(PrerequisiteError, ValueError):
     """
 
     def __init__(self, message: str) -> None:
-        PrerequisiteError.__init__(self, message)
+        # escaped: Inspect's CLI prints a PrerequisiteError's ``message`` with rich, which
+        # reads brackets ("org/name[/sub]", a path, a quoted value) as markup and crashes
+        # into a raw traceback instead of printing it; str(err) stays the plain text
+        PrerequisiteError.__init__(self, escape(message))
         ValueError.__init__(self, message)
         self.text = message
 

@@ -145,7 +145,8 @@ def resolve_adapter(
             f"hf-lora: adapter {spec!r}: no such local directory ({Path(expanded).resolve()})."
         )
     repo_id, sub = split_hub_spec(spec)
-    root = _download(repo_id, sub, revision=revision, token=token, spec=spec)
+    root = _download(repo_id, sub, revision=revision, token=token, spec=spec,
+                     not_local=_not_local_either(expanded))
     path = root / sub if sub else root
     if not path.is_dir() or not (path / ADAPTER_CONFIG).is_file():
         subs = _remote_subfolders(repo_id, revision, token) or _adapter_subfolders(root)
@@ -164,8 +165,23 @@ def resolve_adapter(
                            revision=revision)
 
 
+def _not_local_either(expanded: str) -> str:
+    """The hint for a spec that was tried on the Hub: it is no local directory either."""
+    return (
+        f"It was taken as a Hub id because there is no local directory "
+        f"{Path(expanded).resolve()} either; for a local adapter pass an existing path "
+        "(e.g. -M adapter=./my_adapters/{persona}, relative to the working directory)."
+    )
+
+
 def _download(repo_id: str, sub: str, *, revision: str | None, token: str | None,
-              spec: str) -> Path:
+              spec: str, not_local: str) -> Path:
+    """Snapshot ``repo_id`` (only ``sub``) into the HF cache; every failure says what to do.
+
+    ``not_local`` (:func:`_not_local_either`) is appended where the repo was not found or
+    not reached, since the spec may be a mistyped relative path; a gated repo or a missing
+    revision proves the repo exists, so those messages go without it.
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -197,18 +213,17 @@ def _download(repo_id: str, sub: str, *, revision: str | None, token: str | None
         )
         raise HFLoraError(
             f"hf-lora: adapter {spec!r}: Hub repo {repo_id} was not found (tried it as "
-            f"repo {repo_id!r}, subfolder {sub or '(root)'!r}; it is not a local directory "
-            f"either).{auth}"
+            f"repo {repo_id!r}, subfolder {sub or '(root)'!r}).{auth} {not_local}"
         ) from err
     except LocalEntryNotFoundError as err:
         raise HFLoraError(
             f"hf-lora: adapter {spec!r}: could not reach the Hugging Face Hub for {repo_id} "
-            f"and it is not in the local cache. {_OFFLINE_HINT}"
+            f"and it is not in the local cache. {_OFFLINE_HINT} {not_local}"
         ) from err
     except (HfHubHTTPError, OSError) as err:
         raise HFLoraError(
             f"hf-lora: adapter {spec!r}: downloading {repo_id} failed "
-            f"({type(err).__name__}: {err}). {_OFFLINE_HINT}"
+            f"({type(err).__name__}: {_first_line(err)}). {_OFFLINE_HINT} {not_local}"
         ) from err
 
 
@@ -228,3 +243,9 @@ def _remote_subfolders(repo_id: str, revision: str | None, token: str | None) ->
         if f.endswith(ADAPTER_CONFIG)
     )
     return subs
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's text (Hub HTTP errors carry multi-line bodies)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
