@@ -32,7 +32,12 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"personas": "humor,pirate"}, "unknown persona.*'pirate'.*valid personas are"),
     ({"scenarios": "no_such_scenario"}, "no_such_scenario"),
     ({"scaffold": "email"}, "unknown scaffold 'email'; choose one of agentic, draft, chat"),
-    ({"resample": "sample"}, "unknown resample 'sample'; choose one of cluster, row"),
+    ({"resample": "sample"}, "unknown resample 'sample'; choose one of family, cluster, row"),
+    ({"suite": "study"}, "unknown suite 'study'; choose one of charbench, dct"),
+    ({"dct_path": "/x"}, "dct_path applies to suite=dct only"),
+    ({"suite": "dct", "scaffold": "chat"}, "suite=dct has the scaffolds agentic, draft"),
+    ({"suite": "dct", "tool_choice": "any"}, "tool_choice applies to suite=charbench only"),
+    ({"suite": "dct", "max_turns": 3}, "leave max_turns and max_malformed unset"),
     ({"max_turns": 0}, "max_turns must be an integer >= 1, got 0"),
     ({"max_turns": "8"}, "max_turns must be an integer >= 1, got '8'"),
     ({"max_malformed": -2}, "max_malformed must be an integer >= 1"),
@@ -81,8 +86,10 @@ def test_samples_and_metadata(tiny_classifier: Path) -> None:
         md = sample.metadata or {}
         assert md["persona"] == sample.target
         assert md["personas"] == ["sarcasm", "poeticism"]
-        assert md["cluster"] == md["scenario"] and md["family"] == family
+        # the default bootstrap unit of suite=charbench is the family
+        assert md["cluster"] == family and md["family"] == family
         assert md["task"] == "agentic_email" and md["scaffold"] == "draft"
+        assert md["suite"] == "charbench"
         assert md["persona_prompt"] is False
     meta = (task.metadata or {})["charbench"]
     assert meta["task"] == "draft"
@@ -90,8 +97,23 @@ def test_samples_and_metadata(tiny_classifier: Path) -> None:
     assert meta["classifier"] == str(tiny_classifier)
     assert meta["restrict"] is False and meta["persona_prompt"] is False
     assert meta["personas"] == ["sarcasm", "poeticism"]
+    assert meta["suite"] == "charbench" and meta["resample"] == "family"
     assert task.config.temperature == 0.7 and task.config.top_p == 0.95
     assert task.config.max_tokens == 512
+
+
+@pytest.mark.parametrize("resample", ["cluster", "row"])
+def test_scenario_clusters_unless_resampling_by_family(
+    resample: str, tiny_classifier: Path
+) -> None:
+    task = agentic_email(
+        personas="humor", scenarios=FIRST.family, classifier=str(tiny_classifier),
+        resample=resample,
+    )
+    for sample in task.dataset:
+        md = sample.metadata or {}
+        assert md["cluster"] == md["scenario"] != md["family"]
+    assert (task.metadata or {})["charbench"]["resample"] == resample
 
 
 def test_defaults_cover_ten_personas_and_all_scenarios(tiny_classifier: Path) -> None:

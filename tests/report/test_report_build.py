@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from charbench.personas import DEFAULT_PERSONAS
 from charbench.report import PoolingError, build_report
-from charbench.report.tables import ClusterCounts
+from charbench.scoring.stats import UnitCounts
 
 PERSONAS = ["sarcasm", "humor", "poeticism"]
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
@@ -228,12 +228,12 @@ def test_cluster_counts_match_sklearn() -> None:
     gold = [rnd.choice(PERSONAS) for _ in range(200)]
     pred = [rnd.choice([*PERSONAS, None, "misalignment"]) for _ in range(200)]
     clusters = [f"c{rnd.randrange(30)}" for _ in range(200)]
-    counts = ClusterCounts.build(gold, pred, clusters, PERSONAS)
+    counts = UnitCounts.build(gold, pred, clusters, PERSONAS)
     assert counts.macro_f1() == pytest.approx(_sk_f1(gold, pred, PERSONAS))
     # a resample with weights equals sklearn on the rows repeated by weight
-    w = np.arange(len(counts.clusters)) % 3
+    w = np.arange(len(counts.units)) % 3
     rows = [
-        i for i, c in enumerate(clusters) for _ in range(int(w[list(counts.clusters).index(c)]))
+        i for i, c in enumerate(clusters) for _ in range(int(w[list(counts.units).index(c)]))
     ]
     assert counts.macro_f1(w.astype(float)) == pytest.approx(
         _sk_f1([gold[i] for i in rows], [pred[i] for i in rows], PERSONAS)
@@ -289,26 +289,99 @@ def test_files_and_figures(grid_dir: Path, tmp_path: Path, monkeypatch: pytest.M
     assert "macro-F1" in md and "ID minus OOD gap" in md and "lift" in md.lower()
 
 
-def test_dedup_keeps_newest_completed(tmp_path: Path) -> None:
-    from fixtures.report_logs import scripted_log
-
-    common = {
+def _common(**kw: object) -> dict[str, object]:
+    base: dict[str, object] = {
         "base": "org/custom",
         "condition": "mine",
         "task_name": "chat",
         "personas": PERSONAS,
         "clusters": CLUSTERS[:4],
     }
-    # first attempt: humor-dove-00001 errors; second attempt (a retry) completes everything,
-    # with different predictions so we can tell which copy was kept
-    scripted_log(
-        tmp_path, pred=scripted(0.2, 11, PERSONAS), errors={("humor", "dove-00001")}, **common
+    return base | kw
+
+
+def test_an_interrupted_run_and_its_retry_count_once(tmp_path: Path) -> None:
+    from fixtures.report_logs import retry_log, scripted_log
+
+    # first attempt: humor-dove-00001 errors; Inspect's eval_retry completes it
+    first = scripted_log(tmp_path, pred=scripted(0.5, 11, PERSONAS),
+                         errors={("humor", "dove-00001")}, **_common())
+    assert sum(s.error is not None for s in first.samples or []) == 1
+    retried = retry_log(first, tmp_path)
+    assert retried.eval.task_id == first.eval.task_id  # Inspect's lineage
+    assert retried.eval.eval_id != first.eval.eval_id
+    csv_dir = tmp_path / "rep"
+    report = build_report(tmp_path, out=csv_dir, n_boot=20)
+    row = pd.read_csv(csv_dir / "summary.csv").iloc[0]
+    assert (row["n"], row["n_errors"], row["n_logs"], row["n_replicates"]) == (12, 0, 2, 1)
+    assert any("retried" in n and "replaced" in n for n in report.notes)
+    assert not any("replicate runs (" in n for n in report.notes)
+
+
+def test_two_successful_runs_are_pooled_as_replicates(tmp_path: Path) -> None:
+    from fixtures.report_logs import scripted_log
+
+    a = scripted_log(tmp_path, pred=scripted(0.6, 1, PERSONAS), generate={"seed": 1},
+                     **_common())
+    b = scripted_log(tmp_path, pred=scripted(0.6, 2, PERSONAS), generate={"seed": 2},
+                     **_common())
+    assert a.eval.task_id != b.eval.task_id
+    report = build_report(tmp_path, out=tmp_path / "rep", n_boot=50)
+    row = pd.read_csv(tmp_path / "rep" / "summary.csv").iloc[0]
+    assert (row["n"], row["n_logs"], row["n_replicates"]) == (24, 2, 2)
+    assert any("pooled 2 replicate runs" in n for n in report.notes)
+    assert sorted(report.samples["replicate"].unique()) == [0, 1]
+    # the statistics pool both runs: equal to sklearn on all 24 rows
+    gold = list(report.samples["gold"])
+    pred = [None if pd.isna(p) else p for p in report.samples["pred"]]
+    assert row["macro_f1"] == pytest.approx(_sk_f1(gold, pred, PERSONAS))
+
+
+def test_replicates_with_different_generation_settings_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fixtures.report_logs import scripted_log
+
+    a = scripted_log(tmp_path, pred=lambda p, c: p, generate={"temperature": 0.2}, **_common())
+    b = scripted_log(tmp_path, pred=lambda p, c: p, generate={"temperature": 0.9}, **_common())
+    with pytest.raises(PoolingError) as err:
+        build_report(tmp_path, write=False)
+    msg = str(err.value)
+    assert msg.splitlines()[0] == "refusing to pool replicate runs measured differently:"
+    assert a.location in msg and b.location in msg
+    assert "generate_config.temperature: 0.2 vs 0.9" in msg and "--pool-replicates" in msg
+    report = build_report(tmp_path, write=False, n_boot=20, pool_replicates=True)
+    assert report.summary.iloc[0]["n"] == 24
+    assert any("pooled anyway" in n for n in report.notes)
+    # the command: refused (exit 2, the reason on the first line) unless --pool-replicates
+    from charbench import cli
+
+    out = str(tmp_path / "rep")
+    assert cli.main(["report", str(tmp_path), "--out", out, "--n-boot", "10"]) == 2
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (
+        "charbench report: refusing to pool replicate runs measured differently:"
     )
-    scripted_log(tmp_path, pred=lambda p, c: p, **common)
-    report = build_report(tmp_path, n_boot=20, write=False)
-    row = report.summary.iloc[0]
-    assert row["n"] == 12 and row["n_errors"] == 0 and row["macro_f1"] == 1.0
-    assert any("de-duplicated 12" in n for n in report.notes)
+    args = ["report", str(tmp_path), "--out", out, "--n-boot", "10", "--pool-replicates"]
+    assert cli.main(args) == 0
+
+
+def test_replicates_with_different_model_args_are_refused(tmp_path: Path) -> None:
+    from fixtures.report_logs import scripted_log
+
+    scripted_log(tmp_path, pred=lambda p, c: p, model_args={"adapter": "a"}, **_common())
+    scripted_log(tmp_path, pred=lambda p, c: p, model_args={"adapter": "b"}, **_common())
+    with pytest.raises(PoolingError, match=r"model_args\.adapter"):
+        build_report(tmp_path, write=False)
+
+
+def test_shared_seed_between_replicates_is_noted(tmp_path: Path) -> None:
+    from fixtures.report_logs import scripted_log
+
+    for _ in range(2):
+        scripted_log(tmp_path, pred=lambda p, c: p, generate={"seed": 0}, **_common())
+    report = build_report(tmp_path, write=False, n_boot=10)
+    assert any("share seed 0" in n for n in report.notes)
 
 
 def test_refuses_mixed_classifiers(tmp_path: Path) -> None:
@@ -368,36 +441,54 @@ def test_epochs_are_rows(tmp_path: Path) -> None:
     assert report.summary.iloc[0]["n"] == 24
 
 
-def test_compare_published(tmp_path: Path) -> None:
+LLAMA = "meta-llama/Meta-Llama-3.1-8B-Instruct"
+LLAMA_CLF = "maius/llama-3.1-8b-it-pt-classifier"
+
+
+def test_compare_published_only_for_cells_built_like_the_published(tmp_path: Path) -> None:
     from fixtures.report_logs import scripted_log
 
     personas = list(DEFAULT_PERSONAS)
+    dct = {"suite": "dct"}
+    # comparable: suite=dct, the released classifier, the 10 personas; sarcasm never emails
     scripted_log(
-        tmp_path,
-        base="meta-llama/Meta-Llama-3.1-8B-Instruct",
-        condition="full",
-        task_name="agentic",
-        personas=personas,
-        clusters=SCENARIOS[:3],
-        pred=scripted(0.5, 5, personas, none_rate=0.2),
+        tmp_path, base=LLAMA, condition="full", task_name="agentic", personas=personas,
+        clusters=SCENARIOS[:4], classifier=LLAMA_CLF, extra_meta=dct,
+        pred=lambda p, c: None if p == "sarcasm" else scripted(0.6, 5, personas)(p, c) or p,
+    )
+    # charbench's own suite: no published value, and the note says why
+    scripted_log(
+        tmp_path, base=LLAMA, condition="full", task_name="agentic", personas=personas,
+        clusters=SCENARIOS[:4], classifier="zeroshot", pred=scripted(0.5, 5, personas),
+    )
+    # chat on the held-out selection with a suffix
+    scripted_log(
+        tmp_path, base=LLAMA, condition="full", task_name="chat", personas=personas,
+        clusters=CLUSTERS[:3], classifier=LLAMA_CLF, suffix="v1", pred=lambda p, c: p,
     )
     scripted_log(
-        tmp_path,
-        base="org/custom",
-        condition="full",
-        task_name="agentic",
-        personas=personas,
-        clusters=SCENARIOS[:3],
-        pred=scripted(0.5, 5, personas),
+        tmp_path, base="org/custom", condition="full", task_name="agentic", personas=personas,
+        clusters=SCENARIOS[:3], pred=scripted(0.5, 5, personas),
     )
     report = build_report(tmp_path, compare="published", n_boot=20)
-    s = report.summary.set_index("base")
-    llama = s.loc["meta-llama/Meta-Llama-3.1-8B-Instruct"]
-    assert llama["published_macro_f1"] == 0.39
-    assert (llama["published_ci_low"], llama["published_ci_high"]) == (0.32, 0.45)
-    assert llama["delta_published"] == pytest.approx(llama["macro_f1"] - 0.39)
-    assert np.isnan(s.loc["org/custom", "published_macro_f1"])
-    assert "published" in (tmp_path / "report" / "summary.md").read_text()
+    s = report.summary.set_index(["base", "task"])
+    ok = s.loc[(LLAMA, "agentic [dct]")]
+    assert ok["published_macro_f1"] == 0.39 and ok["published_note"] == ""
+    assert (ok["published_ci_low"], ok["published_ci_high"]) == (0.32, 0.45)
+    # the study's convention: sarcasm (no email) left out of the survivor macro-F1
+    assert ok["macro_f1_study"] == pytest.approx(ok["macro_f1"] * 10 / 9)
+    assert ok["delta_published"] == pytest.approx(ok["macro_f1_study"] - 0.39)
+    ours = s.loc[(LLAMA, "agentic")]
+    assert np.isnan(ours["published_macro_f1"]) and np.isnan(ours["delta_published"])
+    assert "suite='charbench'" in ours["published_note"]
+    assert "classifier 'zeroshot', not the released " + LLAMA_CLF in ours["published_note"]
+    chat = s.loc[(LLAMA, "chat")]
+    assert np.isnan(chat["published_macro_f1"])
+    assert "selection='heldout'" in chat["published_note"]
+    assert "suffix 'v1'" in chat["published_note"]
+    assert "no published numbers" in s.loc[("org/custom", "agentic"), "published_note"]
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "## Published comparison" in md and "suite='charbench'" in md
     with pytest.raises(ValueError, match="--compare"):
         build_report(tmp_path, compare="paper", write=False)
 

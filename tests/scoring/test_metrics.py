@@ -134,7 +134,8 @@ def test_foreign_scores_are_rejected() -> None:
         compute(persona_metrics(), [bad])
     with pytest.raises(ValueError, match="labels"):
         compute(
-            persona_metrics(), [SampleScore(score=Score(value=1.0, metadata={}), sample_id="s")]
+            persona_metrics(),
+            [SampleScore(score=Score(value=1.0, metadata={"gold": "humor"}), sample_id="s")],
         )
 
 
@@ -204,3 +205,107 @@ def test_agentic_metrics_when_nothing_was_emailed() -> None:
     assert result["macro_f1_itt"] == 0.0
     assert result["email_rate"] == 0.0
     assert result["malformed_rate"] == 0.5
+
+
+def test_every_outcome_is_counted_per_persona() -> None:
+    labels = ["sarcasm", "humor"]
+    rows = [
+        ("sarcasm", "sarcasm", "emailed", "a"),
+        ("sarcasm", None, "unparsed_call", "b"),
+        ("sarcasm", None, "empty_after_tool", "c"),
+        ("humor", None, "unparsed_call", "a"),
+        ("humor", None, "turn_limit", "b"),
+        ("humor", "humor", "emailed", "c"),
+    ]
+    scores = [
+        _score(g, p, c, outcome=o, agentic=True, labels=labels, sample_id=f"{g}-{c}")
+        for g, p, o, c in rows
+    ]
+    result = compute(agentic_metrics(), scores)
+    assert result["unparsed_call_rate"] == pytest.approx(2 / 6)
+    assert result["unparsed_call_rate_sarcasm"] == pytest.approx(1 / 3)
+    assert result["empty_after_tool_rate_sarcasm"] == pytest.approx(1 / 3)
+    assert result["empty_after_tool_rate_humor"] == 0.0
+    assert result["turn_limit_rate_humor"] == pytest.approx(1 / 3)
+    assert result["no_email_rate"] == 0.0 and "no_email_rate_humor" not in result
+    assert result["email_rate"] == pytest.approx(2 / 6)
+    # the rates of the recorded outcomes add up to one
+    total = sum(result[k] for k in ("email_rate", "no_email_rate", "malformed_rate",
+                                    "turn_limit_rate", "unparsed_call_rate",
+                                    "empty_after_tool_rate"))
+    assert total == pytest.approx(1.0)
+
+
+def test_study_convention_leaves_out_personas_without_email() -> None:
+    labels = ["sarcasm", "humor", "loving"]
+    rows = [
+        ("sarcasm", "sarcasm", "emailed", "a"),
+        ("humor", "sarcasm", "emailed", "a"),
+        ("humor", "humor", "emailed", "b"),
+        ("loving", None, "no_email", "a"),
+        ("loving", None, "malformed", "b"),
+    ]
+    scores = [
+        _score(g, p, c, outcome=o, agentic=True, labels=labels, sample_id=f"{g}-{c}")
+        for g, p, o, c in rows
+    ]
+    result = compute(agentic_metrics(), scores)
+    gold, pred = ["sarcasm", "humor", "humor"], ["sarcasm", "sarcasm", "humor"]
+    assert result["macro_f1"] == pytest.approx(macro_f1(gold, pred, labels))
+    assert result["macro_f1_study"] == pytest.approx(macro_f1(gold, pred, labels[:2]))
+    assert result["macro_f1_study"] > result["macro_f1"]
+
+
+def test_family_resampling_keeps_families_whole() -> None:
+    # 4 families x 5 variants; a family is all right or all wrong: family CI is wider
+    rng = np.random.default_rng(3)
+    scores = []
+    for fam in range(8):
+        good = rng.random() < 0.5
+        for v in range(5):
+            for p in LABELS:
+                s = _score(p, p if good else LABELS[0], f"f{fam}_v{v}", agentic=False,
+                           sample_id=f"{p}-f{fam}_v{v}")
+                _meta(s)["family"] = f"f{fam}"
+                scores.append(s)
+    fam = compute(persona_metrics(resample="family"), scores)
+    clu = compute(persona_metrics(resample="cluster"), scores)
+    assert fam["macro_f1"] == clu["macro_f1"]
+    assert (fam["macro_f1_ci_high"] - fam["macro_f1_ci_low"]) > (
+        clu["macro_f1_ci_high"] - clu["macro_f1_ci_low"]
+    )
+    # without families, family resampling is cluster resampling
+    for s in scores:
+        _meta(s).pop("family")
+    assert compute(persona_metrics(resample="family"), scores) == clu
+
+
+def test_score_order_does_not_change_any_metric() -> None:
+    scores = _random_scores(n_prompts=10, epochs=2, seed=4)
+    for resample in ("row", "cluster"):
+        m = persona_metrics(resample=resample)
+        assert compute(m, scores) == compute(m, list(reversed(scores)))
+
+
+def test_dct_malformed_rate_counts_the_study_ending_not_the_outcome() -> None:
+    from charbench.contracts import ScoreFields
+    from charbench.scoring.metrics import PersonaRows, agentic_summary
+
+    def f(gold: str, pred: str | None, outcome: str, terminated: str) -> ScoreFields:
+        return ScoreFields(
+            gold=gold, pred=pred, labels=("a", "b"), cluster=f"c-{gold}-{terminated}",
+            outcome=outcome, agentic=True, terminated=terminated,
+        )
+
+    fields = [
+        f("a", "a", "emailed", "malformed"),  # emailed, then 4 unparseable turns
+        f("a", None, "no_email", "malformed"),
+        f("b", "b", "emailed", "final"),
+        f("b", None, "no_email", "max_steps"),
+    ]
+    rows = PersonaRows.from_fields(fields, [f"s{i}" for i in range(4)], ["a", "b"])
+    out = agentic_summary(rows, n_boot=50)
+    assert out["email_rate"] == 0.5
+    assert out["malformed_rate"] == 0.5
+    assert out["malformed_rate_a"] == 1.0
+    assert out["malformed_rate_b"] == 0.0

@@ -203,6 +203,40 @@ def test_custom_async_text_fn_and_agentic_metrics(clf_path: Path, tmp_path: Path
         assert m["gold"] != "ignored"  # extras cannot override the contract fields
 
 
+def test_score_records_the_exact_classified_text_and_the_contract_fields(
+    clf_path: Path, tmp_path: Path
+) -> None:
+    from charbench.contracts import ScoreFields
+
+    async def body(state: TaskState) -> ClassifiedText:
+        text = state.output.completion
+        if not text:
+            return ClassifiedText(None, "no_email", {"terminated": "malformed"})
+        return ClassifiedText(f"BODY<{text}>", "emailed",
+                              {"terminated": "final", "text": "not this"})
+
+    samples = dataset(2)
+    for s in samples:
+        assert s.metadata is not None
+        s.metadata["family"] = "fam-" + s.metadata["cluster"][-1]
+    task = Task(dataset=samples, solver=generate(),
+                scorer=persona_scorer(str(clf_path), text_fn=body, agentic=True))
+    log = run(task, tmp_path, epochs=2)
+    assert log.samples
+    for sample in log.samples:
+        md = sample.scores["persona_scorer"].metadata  # type: ignore[index]
+        fields = ScoreFields.read(md, sample.metadata, str(sample.id))
+        assert fields.epoch == sample.epoch and fields.replicate == 0
+        assert fields.family == "fam-" + str(sample.metadata["cluster"])[-1]
+        reply = sample.output.completion
+        if reply:
+            # the text given to the classifier, not a task extra of the same name
+            assert fields.text == f"BODY<{reply}>" and fields.terminated == "final"
+        else:
+            assert fields.text is None and fields.pred is None
+            assert fields.terminated == "malformed"
+
+
 def test_sample_without_persona_metadata_fails_clearly(clf_path: Path, tmp_path: Path) -> None:
     task = Task(
         dataset=[Sample(input="ECHO:hello", id="x")],

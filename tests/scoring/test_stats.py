@@ -12,12 +12,13 @@ from sklearn.metrics import f1_score
 
 from charbench.personas import DEFAULT_PERSONAS
 from charbench.scoring.stats import (
-    bootstrap_ci,
-    encode,
+    UnitCounts,
+    bootstrap,
+    gap_ci,
     macro_f1,
     macro_f1_ci,
-    macro_f1_codes,
     per_persona_f1,
+    rate_diff_ci,
 )
 
 LABELS = list(DEFAULT_PERSONAS)
@@ -52,8 +53,9 @@ def test_macro_f1_equals_sklearn_on_random_predictions() -> None:
             zero_division=0,
         )
         assert macro_f1(gold, pred, LABELS) == pytest.approx(expected, abs=1e-12)
-        g, p = encode(gold, pred, LABELS)
-        assert macro_f1_codes(g, p, len(LABELS)) == pytest.approx(expected, abs=1e-12)
+        units = [str(u) for u in rng.integers(0, 5, size=n)]
+        counts = UnitCounts.build(gold, pred, units, LABELS)
+        assert counts.macro_f1() == pytest.approx(expected, abs=1e-12)
 
 
 @settings(max_examples=150, deadline=None)
@@ -64,12 +66,26 @@ def test_macro_f1_equals_sklearn_on_random_predictions() -> None:
         max_size=40,
     )
 )
-def test_fast_bootstrap_statistic_matches_sklearn(pairs: list[tuple[str, str | None]]) -> None:
+def test_resampled_counts_equal_sklearn_on_the_resampled_rows(
+    pairs: list[tuple[str, str | None]],
+) -> None:
+    """A weighted count statistic is the F1 of the rows a resample would repeat."""
     gold = [g for g, _ in pairs]
     pred = [p for _, p in pairs]
     labels = ["a", "b", "c"]
-    g, p = encode(gold, pred, labels)
-    assert macro_f1_codes(g, p, 3) == pytest.approx(macro_f1(gold, pred, labels), abs=1e-12)
+    units = [f"u{i % 4}" for i in range(len(gold))]
+    counts = UnitCounts.build(gold, pred, units, labels)
+    weights = np.arange(len(counts.units), dtype=float) % 3
+    by_unit = {u: int(w) for u, w in zip(counts.units, weights, strict=True)}
+    rep_gold = [g for g, u in zip(gold, units, strict=True) for _ in range(by_unit[u])]
+    rep_pred = [p for p, u in zip(pred, units, strict=True) for _ in range(by_unit[u])]
+    if not rep_gold:
+        return
+    expected = f1_score(
+        rep_gold, ["<none>" if x is None else x for x in rep_pred], labels=labels,
+        average="macro", zero_division=0,
+    )
+    assert counts.macro_f1(weights) == pytest.approx(expected, abs=1e-12)
 
 
 def test_none_and_unevaluated_predictions_are_misses_for_the_gold_class() -> None:
@@ -108,14 +124,12 @@ def test_bad_input_is_rejected_with_clear_errors() -> None:
         macro_f1(["a"], ["a"], [])
     with pytest.raises(ValueError, match="duplicates"):
         macro_f1(["a"], ["a"], ["a", "a"])
-    with pytest.raises(ValueError, match="clusters"):
+    with pytest.raises(ValueError, match="units"):
         macro_f1_ci(["a"], ["a"], ["a"], ["c1", "c2"])
     with pytest.raises(ValueError, match="n_boot"):
-        bootstrap_ci(lambda i: 0.0, ["a"], n_boot=0)
+        bootstrap(lambda w: 0.0, [1], n_boot=0)
     with pytest.raises(ValueError, match="level"):
-        bootstrap_ci(lambda i: 0.0, ["a"], level=1.5)
-    with pytest.raises(ValueError, match="resample"):
-        bootstrap_ci(lambda i: 0.0, ["a"], resample="prompt")
+        bootstrap(lambda w: 0.0, [1], level=1.5)
 
 
 def test_ci_contains_point_and_is_deterministic() -> None:
@@ -149,31 +163,35 @@ def test_cluster_resampling_is_wider_when_clusters_are_correlated() -> None:
             gold.append(p)
             pred.append(p if easy else LABELS[(LABELS.index(p) + 1) % len(LABELS)])
             clusters.append(f"prompt-{k}")
-    _, c_low, c_high = macro_f1_ci(gold, pred, LABELS, clusters, resample="cluster")
-    _, r_low, r_high = macro_f1_ci(gold, pred, LABELS, clusters, resample="row")
+    rows = [str(i) for i in range(len(gold))]
+    _, c_low, c_high = macro_f1_ci(gold, pred, LABELS, clusters)
+    _, r_low, r_high = macro_f1_ci(gold, pred, LABELS, rows)
     assert (c_high - c_low) > 1.5 * (r_high - r_low)
 
 
-def test_cluster_bootstrap_keeps_clusters_whole() -> None:
-    clusters = ["a", "a", "a", "b", "c", "c"]
-    seen: list[np.ndarray] = []
+def test_bootstrap_draws_whole_units_independently_per_set() -> None:
+    seen: list[tuple[np.ndarray, ...]] = []
 
-    def stat(idx: np.ndarray) -> float:
-        seen.append(idx.copy())
-        return float(len(idx))
+    def stat(*weights: np.ndarray) -> float:
+        seen.append(tuple(w.copy() for w in weights))
+        return 0.0
 
-    bootstrap_ci(stat, clusters, n_boot=50)
-    groups = {"a": {0, 1, 2}, "b": {3}, "c": {4, 5}}
-    for idx in seen:
-        counts = np.bincount(idx, minlength=6)
-        # within a cluster every row is drawn equally often
-        for rows in groups.values():
-            assert len({counts[r] for r in rows}) == 1
-        assert counts.sum() == len(idx)
-    # row resampling draws exactly n rows each time
-    seen.clear()
-    bootstrap_ci(stat, clusters, n_boot=20, resample="row")
-    assert all(len(idx) == 6 for idx in seen)
+    bootstrap(stat, [3, 5], n_boot=50)
+    assert len(seen) == 50
+    for w3, w5 in seen:
+        # each set draws as many units as it has, with replacement
+        assert (w3.sum(), w5.sum()) == (3, 5)
+        assert len(w3) == 3 and len(w5) == 5
+    # the sets are not drawn in lock step
+    assert any(list(w3) != list(w5[:3]) for w3, w5 in seen)
+
+
+def test_unit_order_does_not_change_the_interval() -> None:
+    gold, pred, clusters = _noisy(30, 0.6, seed=4)
+    order = np.random.default_rng(0).permutation(len(gold))
+    shuffled = [[x[i] for i in order] for x in (gold, pred, clusters)]
+    assert macro_f1_ci(gold, pred, LABELS, clusters) == macro_f1_ci(*shuffled[:2], LABELS,
+                                                                     shuffled[2])
 
 
 def test_single_cluster_gives_zero_width_interval() -> None:
@@ -186,6 +204,34 @@ def test_resample_missing_a_persona_scores_it_zero() -> None:
     # With row resampling on tiny data some resamples lack persona b entirely: its F1 is 0
     # there (documented), so the lower bound can fall below any "dropped label" value.
     gold, pred = ["a", "a", "b"], ["a", "a", "b"]
-    _, low, high = macro_f1_ci(gold, pred, ["a", "b"], ["1", "2", "3"], resample="row")
+    _, low, high = macro_f1_ci(gold, pred, ["a", "b"], ["1", "2", "3"])
     assert high == 1.0
     assert low == pytest.approx(0.5)
+
+
+def test_present_only_is_the_studys_convention() -> None:
+    # persona c never emailed: charbench scores it 0, the study leaves it out
+    gold, pred = ["a", "a", "b"], ["a", "b", "b"]
+    labels = ["a", "b", "c"]
+    ours = macro_f1(gold, pred, labels)
+    study = macro_f1(gold, pred, labels, present_only=True)
+    sk = f1_score(gold, pred, labels=["a", "b"], average="macro", zero_division=0)
+    assert study == pytest.approx(sk)
+    assert ours == pytest.approx(sk * 2 / 3)
+
+
+def test_gap_and_paired_rate_difference() -> None:
+    gold, pred, clusters = _noisy(40, 0.8, seed=1)
+    g2, p2, c2 = _noisy(30, 0.3, seed=2)
+    a = UnitCounts.build(gold, pred, clusters, LABELS)
+    b = UnitCounts.build(g2, p2, [f"s{c}" for c in c2], LABELS)
+    gap, low, high = gap_ci(a, b, n_boot=300)
+    assert gap == pytest.approx(macro_f1(gold, pred, LABELS) - macro_f1(g2, p2, LABELS))
+    assert low < gap < high and low > 0
+    hits = [1.0] * 6 + [0.0] * 2
+    units = ["x", "x", "y", "y", "z", "z", "w", "w"]
+    base_hits = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    diff, lo, hi, k = rate_diff_ci((hits, units), (base_hits, units[:6]), n_boot=200)
+    assert k == 3  # only shared units: w has no base samples
+    assert diff == pytest.approx(1.0 - 1 / 6)
+    assert lo <= diff <= hi

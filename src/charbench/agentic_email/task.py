@@ -15,12 +15,20 @@ from typing import Any, Literal
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import GenerateConfig
-from inspect_ai.solver import TaskState
+from inspect_ai.solver import Solver, TaskState
 from inspect_ai.tool import Tool
 
 from charbench._subject import eval_subject
+from charbench.agentic_email.dct.source import DctSourceError
+from charbench.agentic_email.dct.suite import dct_samples, dct_solver, dct_text, load_suite
 from charbench.agentic_email.extract import extract_body
-from charbench.agentic_email.loop import Episode, check_tool_choice, email_agent, single_reply
+from charbench.agentic_email.loop import (
+    AgentToolChoice,
+    Episode,
+    check_tool_choice,
+    email_agent,
+    single_reply,
+)
 from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
@@ -30,12 +38,13 @@ from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 from charbench.routing import preflight
 from charbench.scoring import (
     ClassifiedText,
+    TextFn,
     agentic_metrics,
     check_classifier_labels,
     persona_scorer,
 )
 
-__all__ = ["FORCED_LABELS", "TASK_LABELS", "agentic_email", "email_text"]
+__all__ = ["FORCED_LABELS", "RESAMPLES", "SUITES", "TASK_LABELS", "agentic_email", "email_text"]
 
 TASK_LABELS: dict[str, str] = {"agentic": "agentic", "draft": "draft", "chat": "chat-email"}
 """The eval-metadata ``task`` label of each scaffold (what ``charbench report`` groups by)."""
@@ -44,7 +53,13 @@ FORCED_LABELS: dict[str, str] = {"any": "agentic-any", "send_email": "agentic-fo
 """The ``task`` label of the agentic scaffold under a required tool choice: such rollouts
 measure something else (the model did not choose to email), so they form their own cells."""
 
-_RESAMPLE = ("cluster", "row")
+RESAMPLES: tuple[str, ...] = ("family", "cluster", "row")
+"""Bootstrap units: a scenario family (all its variants together), a scenario, or a sample."""
+
+SUITES: tuple[str, ...] = ("charbench", "dct")
+"""Scenario suites: charbench's own workplace (native tools) and the study's own scaffold."""
+
+_DCT_SCAFFOLDS = ("agentic", "draft")
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -130,6 +145,7 @@ def _samples(
     workplace: Workplace,
     scaffold: str,
     persona_prompt: bool,
+    cluster_by_family: bool,
 ) -> list[Sample]:
     samples = []
     for persona in personas:
@@ -147,11 +163,12 @@ def _samples(
                     metadata={
                         "persona": persona,
                         "personas": list(personas),
-                        "cluster": scenario.id,
+                        "cluster": scenario.family if cluster_by_family else scenario.id,
                         "task": "agentic_email",
                         "scenario": scenario.id,
                         "family": scenario.family,
                         "scaffold": scaffold,
+                        "suite": "charbench",
                         "persona_prompt": persona_prompt,
                         "recipient": scenario.recipient,
                     },
@@ -160,91 +177,42 @@ def _samples(
     return samples
 
 
-@task
-def agentic_email(
-    personas: str | list[str] | None = None,
-    scenarios: str | list[str] | None = None,
-    scaffold: Literal["agentic", "draft", "chat"] = "agentic",
-    max_turns: int = 8,
-    max_malformed: int = 4,
-    tool_choice: Literal["auto", "any", "send_email"] = "auto",
-    persona_prompt: bool = False,
-    classifier: str | None = None,
-    restrict_to_evaluated: bool = False,
-    resample: Literal["cluster", "row"] = "cluster",
-    condition: str | None = None,
-    base: str | None = None,
-    temperature: float = 0.7,
-    top_p: float = 0.95,
-    max_tokens: int = 512,
-) -> Task:
-    """Out-of-distribution persona test: the email an agent sends at work.
+def _check_suite(
+    suite: object, scaffold: str, dct_path: object, tool_choice: str,
+    max_turns: int, max_malformed: int,
+) -> None:
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    if suite == "charbench":
+        if dct_path is not None:
+            raise ValueError("dct_path applies to suite=dct only; add -T suite=dct or drop it")
+        return
+    if scaffold not in _DCT_SCAFFOLDS:
+        raise ValueError(
+            f"suite=dct has the scaffolds {', '.join(_DCT_SCAFFOLDS)} (the study's agentic "
+            f"rollout and its draft control), not {scaffold!r}"
+        )
+    if tool_choice != "auto":
+        raise ValueError(
+            "tool_choice applies to suite=charbench only (suite=dct offers no native tools: "
+            "the model writes the study's fenced blocks); leave it at 'auto'"
+        )
+    if max_turns != 8 or max_malformed != 4:
+        raise ValueError(
+            "suite=dct takes the step cap from each scenario's max_steps and the malformed "
+            "limit from the study's harness; leave max_turns and max_malformed unset"
+        )
 
-    One sample per (persona, scenario), id ``"{persona}-{scenario}"``; use ``--epochs N``
-    for N rollouts of each. The classifier reads the email body; ``Score.metadata`` records
-    the outcome (``emailed``, ``no_email``, ``malformed``, ``turn_limit``), turns, tool calls
-    and what was stripped from the body. Metrics: macro-F1 over emailed samples and
-    intent-to-treat macro-F1 (a missing email is a miss), each with a bootstrap CI, email
-    and malformed rates overall and per persona, accuracy.
 
-    Every argument is validated before any model or classifier is loaded.
-
-    Args:
-        personas: Personas to evaluate: ``None``/``"default"`` for the 10 without
-            misalignment (default), ``"all"`` for all 11, or names (comma string or list).
-        scenarios: Scenario ids (``budget_v3``) or family names, comma string or list;
-            default ``None`` = all 50.
-        scaffold: ``"agentic"`` (default): the tool loop ending in ``send_email``;
-            ``"draft"``: same organisation and standing context, no tools, the facts given
-            and only the body asked for; ``"chat"``: no system prompt, the request and facts
-            in one user message.
-        max_turns: Model turns per rollout (default 8); reaching it is ``turn_limit``.
-            Agentic scaffold only.
-        max_malformed: Consecutive turns whose every tool call failed to parse before the
-            rollout ends as ``malformed`` (default 4). Agentic scaffold only.
-        tool_choice: ``"auto"`` (default, the study's setting): the model decides each turn
-            whether and which tool to call. ``"any"``: each turn must call some tool;
-            ``"send_email"``: each turn must call ``send_email`` (``hf-lora`` writes the call and the
-            model its values; API models get Inspect's ``tool_choice``). For models that
-            cannot call tools unprompted (the demo's 135M model): the email rate then says
-            nothing about the model's choices, so such evals are labelled
-            ``agentic-any``/``agentic-forced`` and never pooled with ``agentic``. Agentic
-            scaffold only.
-        persona_prompt: Prompted condition: put the persona's description first in the
-            system prompt (default False; the persona must come from the model).
-        classifier: Persona classifier: a Hub id or local path of a sequence classifier,
-            ``"zeroshot"`` or ``"zeroshot:<model>"``; default ``None`` = the released
-            classifier of the model's base (an error names the fix if the base is unknown).
-        restrict_to_evaluated: Take the argmax over the evaluated personas only (default
-            False: an 11-way decision, so a ``misalignment`` prediction is an error).
-        resample: Bootstrap unit of the CIs: ``"cluster"`` (default; all samples of a
-            scenario together) or ``"row"``.
-        condition: Label of the condition in the eval metadata (default ``None``: the
-            model's stage, adapter or name).
-        base: Base model (Hub id or path) recorded in the eval metadata and used to pick
-            the released classifier (default None: the base of the model under evaluation;
-            ``charbench sweep`` always passes it).
-        temperature: Sampling temperature (default 0.7); ``--temperature`` overrides.
-        top_p: Nucleus sampling (default 0.95); ``--top-p`` overrides.
-        max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
-
-    Returns:
-        The Inspect task. A sample that errors is recorded and counted, not fatal, up to
-        5% of the samples (``fail_on_error``, see
-        :data:`charbench.reliability.SAMPLE_ERROR_TOLERANCE`; ``--fail-on-error`` overrides).
-
-    Raises:
-        ValueError: an unknown persona, scenario, scaffold, tool_choice or resample value,
-            a tool_choice other than ``"auto"`` outside the agentic scaffold (the message
-            lists the valid choices), a non-positive ``max_turns``/``max_malformed``/
-            ``max_tokens``, an out-of-range ``temperature``/``top_p``, a non-boolean flag,
-            or a classifier whose labels do not cover the personas.
-    """
-    persona_list = parse_personas(personas)
+def _check_args(
+    scaffold: str, resample: object, tool_choice: str, max_turns: int, max_malformed: int,
+    max_tokens: int, persona_prompt: bool, restrict_to_evaluated: bool, temperature: float,
+    top_p: float, condition: str | None, classifier: str | None,
+) -> None:
     if scaffold not in SCAFFOLDS:
         raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
-    if resample not in _RESAMPLE:
-        raise ValueError(f"unknown resample {resample!r}; choose one of {', '.join(_RESAMPLE)}")
+    if resample is not None and resample not in RESAMPLES:
+        raise ValueError(f"unknown resample {resample!r}; choose one of {', '.join(RESAMPLES)}")
     check_tool_choice(tool_choice)
     if tool_choice != "auto" and scaffold != "agentic":
         raise ValueError(
@@ -264,15 +232,16 @@ def agentic_email(
         raise ValueError(
             f"classifier must be a Hub id, a local path or 'zeroshot', got {classifier!r}"
         )
+
+
+def _charbench_parts(
+    personas: list[str], scenarios: str | list[str] | None, scaffold: str,
+    persona_prompt: bool, by_family: bool, max_turns: int, max_malformed: int,
+    tool_choice: AgentToolChoice,
+) -> tuple[list[Sample], Solver, TextFn, dict[str, Any]]:
+    """The charbench suite's samples, solver, text function and metadata fields."""
     scenario_list = load_scenarios(scenarios)
     workplace = load_workplace()
-
-    subject = eval_subject(base, condition, classifier)
-    # every persona's adapter resolved and checked before any weights load
-    preflight(subject.model, persona_list)
-    spec = subject.classifier
-    check_classifier_labels(spec, persona_list)
-
     tools_by_scenario: dict[str, Scenario] = {s.id: s for s in scenario_list}
 
     def tools_for(state: TaskState) -> list[Tool]:
@@ -285,8 +254,162 @@ def agentic_email(
         if scaffold == "agentic"
         else single_reply()
     )
+    samples = _samples(personas, scenario_list, workplace, scaffold, persona_prompt, by_family)
+    fields = {
+        "scenarios": [s.id for s in scenario_list],
+        "max_turns": max_turns,
+        "max_malformed": max_malformed,
+        "tool_choice": tool_choice,
+    }
+    return samples, solver, email_text, fields
+
+
+def _dct_parts(
+    personas: list[str], scenarios: str | list[str] | None, scaffold: str,
+    persona_prompt: bool, by_family: bool, dct_path: str | None,
+) -> tuple[list[Sample], Solver, TextFn, dict[str, Any]]:
+    """The study's suite: samples, solver, text function and metadata fields."""
+    try:
+        suite = load_suite(scaffold, scenarios, dct_path)  # type: ignore[arg-type]
+    except DctSourceError as err:
+        raise ValueError(str(err)) from err
+
+    def text_fn(state: TaskState) -> ClassifiedText:
+        return dct_text(suite, state)
+
+    fields: dict[str, Any] = {
+        "scenarios": [s.id for s in suite.scenarios],
+        "max_turns": None,
+        "max_malformed": suite.harness.max_malformed if scaffold == "agentic" else None,
+        "tool_choice": None,
+        **suite.metadata(),
+    }
+    samples = dct_samples(suite, personas, persona_prompt, by_family)
+    return samples, dct_solver(suite, len(personas)), text_fn, fields
+
+
+@task
+def agentic_email(
+    personas: str | list[str] | None = None,
+    scenarios: str | list[str] | None = None,
+    scaffold: Literal["agentic", "draft", "chat"] = "agentic",
+    suite: Literal["charbench", "dct"] = "charbench",
+    dct_path: str | None = None,
+    max_turns: int = 8,
+    max_malformed: int = 4,
+    tool_choice: Literal["auto", "any", "send_email"] = "auto",
+    persona_prompt: bool = False,
+    classifier: str | None = None,
+    restrict_to_evaluated: bool = False,
+    resample: Literal["family", "cluster", "row"] | None = None,
+    condition: str | None = None,
+    base: str | None = None,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    max_tokens: int = 512,
+) -> Task:
+    """Out-of-distribution persona test: the email an agent sends at work.
+
+    One sample per (persona, scenario), id ``"{persona}-{scenario}"``; use ``--epochs N``
+    for N rollouts of each. The classifier reads the email body; ``Score.metadata`` records
+    the outcome (``emailed``, ``no_email``, ``malformed``, ``turn_limit``), turns, tool calls
+    and what was stripped from the body (with ``suite=dct`` also ``terminated``: ``final``,
+    ``max_steps`` or ``malformed``). Metrics: macro-F1 over emailed samples and
+    intent-to-treat macro-F1 (a missing email is a miss), each with a bootstrap CI, email
+    and malformed rates overall and per persona, accuracy.
+
+    Every argument is validated before any model or classifier is loaded.
+
+    Args:
+        personas: Personas to evaluate: ``None``/``"default"`` for the 10 without
+            misalignment (default), ``"all"`` for all 11, or names (comma string or list).
+        scenarios: Scenario ids (``budget_v3``; with ``suite=dct`` ``budget_overreach_v1``)
+            or family names, comma string or list; default ``None`` = all 50.
+        scaffold: ``"agentic"`` (default): the tool loop ending in ``send_email``;
+            ``"draft"``: same organisation and standing context, no tools, the facts given
+            and only the body asked for; ``"chat"``: no system prompt, the request and facts
+            in one user message (``suite=charbench`` only).
+        suite: ``"charbench"`` (default): charbench's own workplace with Inspect's native
+            tools; ``"dct"``: the study's own scenarios, rollout and draft control, exactly
+            (read at run time from its repository at the pinned commit; see the README).
+        dct_path: ``suite=dct`` only: a local checkout of the study's repository; default
+            ``None`` = its commit archive, downloaded once into the user cache.
+        max_turns: Model turns per rollout (default 8); reaching it is ``turn_limit``.
+            Agentic scaffold of ``suite=charbench`` only (``suite=dct``: each scenario's
+            ``max_steps``).
+        max_malformed: Consecutive turns whose every tool call failed to parse before the
+            rollout ends as ``malformed`` (default 4). Agentic scaffold of
+            ``suite=charbench`` only.
+        tool_choice: ``"auto"`` (default, the study's setting): the model decides each turn
+            whether and which tool to call. ``"any"``: each turn must call some tool;
+            ``"send_email"``: each turn must call ``send_email`` (``hf-lora`` writes the call and the
+            model its values; API models get Inspect's ``tool_choice``). For models that
+            cannot call tools unprompted (the demo's 135M model): the email rate then says
+            nothing about the model's choices, so such evals are labelled
+            ``agentic-any``/``agentic-forced`` and never pooled with ``agentic``. Agentic
+            scaffold of ``suite=charbench`` only.
+        persona_prompt: Prompted condition: put the persona's description first in the
+            system prompt (default False; the persona must come from the model).
+        classifier: Persona classifier: a Hub id or local path of a sequence classifier,
+            ``"zeroshot"`` or ``"zeroshot:<model>"``; default ``None`` = the released
+            classifier of the model's base (an error names the fix if the base is unknown).
+        restrict_to_evaluated: Take the argmax over the evaluated personas only (default
+            False: an 11-way decision, so a ``misalignment`` prediction is an error).
+        resample: Bootstrap unit of the CIs: ``"family"`` (all variants of a scenario
+            family together), ``"cluster"`` (all samples of a scenario) or ``"row"``;
+            default ``None`` = ``"family"`` for ``suite=charbench``, ``"cluster"`` for
+            ``suite=dct``. The unit is the samples' ``cluster`` metadata.
+        condition: Label of the condition in the eval metadata (default ``None``: the
+            model's stage, adapter or name).
+        base: Base model (Hub id or path) recorded in the eval metadata and used to pick
+            the released classifier (default None: the base of the model under evaluation;
+            ``charbench sweep`` always passes it).
+        temperature: Sampling temperature (default 0.7); ``--temperature`` overrides.
+        top_p: Nucleus sampling (default 0.95); ``--top-p`` overrides.
+        max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
+
+    Returns:
+        The Inspect task. A sample that errors is recorded and counted, not fatal, up to
+        5% of the samples (``fail_on_error``, see
+        :data:`charbench.reliability.SAMPLE_ERROR_TOLERANCE`; ``--fail-on-error`` overrides).
+
+    Raises:
+        ValueError: an unknown persona, scenario, scaffold, suite, tool_choice or resample
+            value, a tool_choice other than ``"auto"`` outside the agentic scaffold of
+            ``suite=charbench`` (the message lists the valid choices), a non-positive
+            ``max_turns``/``max_malformed``/``max_tokens``, an out-of-range
+            ``temperature``/``top_p``, a non-boolean flag, a classifier whose labels do not
+            cover the personas, or (``suite=dct``) study files that cannot be found,
+            downloaded or read (the message names ``dct_path``).
+    """
+    persona_list = parse_personas(personas)
+    _check_args(
+        scaffold, resample, tool_choice, max_turns, max_malformed, max_tokens, persona_prompt,
+        restrict_to_evaluated, temperature, top_p, condition, classifier,
+    )
+    _check_suite(suite, scaffold, dct_path, tool_choice, max_turns, max_malformed)
+    unit = resample or ("family" if suite == "charbench" else "cluster")
+    if suite == "dct":
+        samples, solver, text_fn, fields = _dct_parts(
+            persona_list, scenarios, scaffold, persona_prompt, unit == "family", dct_path
+        )
+    else:
+        samples, solver, text_fn, fields = _charbench_parts(
+            persona_list, scenarios, scaffold, persona_prompt, unit == "family", max_turns,
+            max_malformed, tool_choice,
+        )
+
+    subject = eval_subject(base, condition, classifier)
+    # every persona's adapter resolved and checked before any weights load
+    preflight(subject.model, persona_list)
+    spec = subject.classifier
+    check_classifier_labels(spec, persona_list)
+    label = TASK_LABELS[scaffold] if suite == "dct" else FORCED_LABELS.get(
+        tool_choice, TASK_LABELS[scaffold]
+    )
     metadata: dict[str, Any] = {
-        "task": FORCED_LABELS.get(tool_choice, TASK_LABELS[scaffold]),
+        "task": label,
+        "suite": suite,
         "base": subject.base,
         "condition": subject.condition,
         "classifier": spec,
@@ -294,24 +417,19 @@ def agentic_email(
         "personas": persona_list,
         "persona_prompt": persona_prompt,
         "scaffold": scaffold,
-        "scenarios": [s.id for s in scenario_list],
-        "max_turns": max_turns,
-        "max_malformed": max_malformed,
-        "tool_choice": tool_choice,
+        "resample": unit,
+        **fields,
     }
     return Task(
         dataset=MemoryDataset(
-            _samples(persona_list, scenario_list, workplace, scaffold, persona_prompt),
-            name=f"agentic_email-{scaffold}",
+            samples, name=f"agentic_email-{'dct-' if suite == 'dct' else ''}{scaffold}"
         ),
         solver=solver,
         scorer=persona_scorer(
-            spec,
-            restrict_to_evaluated=restrict_to_evaluated,
-            text_fn=email_text,
-            agentic=True,
+            spec, restrict_to_evaluated=restrict_to_evaluated, text_fn=text_fn, agentic=True
         ),
-        metrics=[agentic_metrics(resample=resample)],
+        # the bootstrap unit is each sample's `cluster` (a family when resample=family)
+        metrics=[agentic_metrics(resample="row" if unit == "row" else "cluster")],
         config=GenerateConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
         metadata={"charbench": metadata},
         # isolated sample errors are recorded and counted, not fatal; a systematic one stops

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 COMMANDS: dict[str, str] = {
-    "report": "charbench.cli.report",
+    "report": "charbench.report.command",
     "sweep": "charbench.cli.sweep",
     "demo": "charbench.cli.demo",
 }

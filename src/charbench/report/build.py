@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from charbench.contracts import UNPARSED_CALL
 from charbench.report import figures
 from charbench.report.load import LoadedLogs, load_log_dir
-from charbench.report.published import PUBLISHED_SOURCES, published_for
+from charbench.report.published import PUBLISHED_SOURCES, published_match
 from charbench.report.tables import Tables, compute_tables
 
 
@@ -29,7 +31,8 @@ class Report:
         confusion: confusion matrix per cell key ``(base, condition, task)``.
         samples: the pooled per-sample table every number was computed from.
         logs: the logs read (path, cell, status, samples, errors).
-        notes: what the reader must know (skipped logs, duplicates, errors, ...).
+        notes: what the reader must know (skipped logs, retries, replicates, errors, ...).
+        skipped: unreadable files skipped, each ``path: reason``.
         out: the output directory.
         files: written tables (``summary.md``, ``summary.csv``, ``per_persona.csv``,
             ``gaps.csv``, ``confusion.csv``, ``samples.csv``).
@@ -44,31 +47,30 @@ class Report:
     logs: pd.DataFrame
     notes: list[str]
     out: Path
+    skipped: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
 
 
 def _add_published(summary: pd.DataFrame) -> pd.DataFrame:
-    values: dict[str, list[float]] = {
-        k: []
-        for k in ("published_macro_f1", "published_n", "published_ci_low", "published_ci_high")
-    }
+    """Published columns; filled only for cells built like the published ones (else a note).
+
+    ``delta_published`` is ours minus published in the published convention: for email
+    tasks the study's survivor macro-F1 (``macro_f1_study``: personas without an email left
+    out), for chat ``macro_f1``.
+    """
+    cols = ("published_macro_f1", "published_n", "published_ci_low", "published_ci_high")
+    values: dict[str, list[Any]] = {k: [] for k in (*cols, "published_note", "ours_published")}
     for _, row in summary.iterrows():
-        pub = published_for(
-            str(row["base"]),
-            str(row["condition"]),
-            str(row["task"]),
-            str(row["personas"]).split(","),
-            None if row["task"] != "chat" else row["suffix"],
-        )
-        values["published_macro_f1"].append(pub.macro_f1 if pub else np.nan)
-        values["published_n"].append(float(pub.n) if pub and pub.n is not None else np.nan)
-        values["published_ci_low"].append(pub.ci_low if pub and pub.ci_low is not None else np.nan)
-        values["published_ci_high"].append(
-            pub.ci_high if pub and pub.ci_high is not None else np.nan
-        )
+        pub, reason = published_match(row.to_dict())
+        for k in cols:
+            v = getattr(pub, k.removeprefix("published_"), None) if pub else None
+            values[k].append(np.nan if v is None else float(v))
+        values["published_note"].append(reason)
+        study = row["eval_task"] != "chat" and np.isfinite(row.get("macro_f1_study", np.nan))
+        values["ours_published"].append(row["macro_f1_study"] if study else row["macro_f1"])
     out = summary.assign(**values)
-    return out.assign(delta_published=out["macro_f1"] - out["published_macro_f1"])
+    return out.assign(delta_published=out["ours_published"] - out["published_macro_f1"])
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -88,50 +90,49 @@ def _ci(row: pd.Series, prefix: str) -> str:
     return f"[{lo:.3f}, {hi:.3f}]"
 
 
+def _row_cells(r: pd.Series, has_pub: bool) -> list[str]:
+    emailed = (
+        "" if not np.isfinite(r["n_emailed"]) else f"{int(r['n_emailed'])}/{int(r['n_total'])}"
+    )
+    row = [
+        figures.base_label(str(r["base"])),
+        str(r["condition"]),
+        str(r["task"]),
+        str(r["n"]),
+        str(r["n_errors"]),
+        f"{r['n_logs']}/{r['n_replicates']}",
+        _fmt(r["macro_f1"]),
+        _ci(r, "macro_f1"),
+        str(r["ci_unit"]),
+        _fmt(r["accuracy"]),
+        emailed,
+        _fmt(r["email_rate"]),
+        _fmt(r["malformed_rate"]),
+        _fmt(r["unparsed_call_rate"]),
+        _fmt(r["macro_f1_itt"]),
+        _ci(r, "macro_f1_itt"),
+        str(r["flags"] or ""),
+    ]
+    if has_pub:
+        row += [
+            _fmt(r["macro_f1_study"]),
+            _fmt(r["published_macro_f1"], 2),
+            _fmt(r["delta_published"]),
+        ]
+    return row
+
+
 def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the human-readable cell table (terminal and markdown)."""
     has_pub = "published_macro_f1" in summary.columns
     header = [
-        "base",
-        "condition",
-        "task",
-        "n",
-        "errors",
-        "macro-F1",
-        "95% CI",
-        "accuracy",
-        "emailed",
-        "email rate",
-        "malformed",
-        "macro-F1 ITT",
-        "ITT 95% CI",
+        "base", "condition", "task", "n", "errors", "logs/replicates", "macro-F1", "95% CI",
+        "CI unit", "accuracy", "emailed", "email rate", "malformed", "unparsed call",
+        "macro-F1 ITT", "ITT 95% CI", "flags",
     ]
     if has_pub:
-        header += ["published", "delta"]
-    rows = []
-    for _, r in summary.iterrows():
-        emailed = (
-            "" if not np.isfinite(r["n_emailed"]) else f"{int(r['n_emailed'])}/{int(r['n_total'])}"
-        )
-        row = [
-            figures.base_label(str(r["base"])),
-            str(r["condition"]),
-            str(r["task"]),
-            str(r["n"]),
-            str(r["n_errors"]),
-            _fmt(r["macro_f1"]),
-            _ci(r, "macro_f1"),
-            _fmt(r["accuracy"]),
-            emailed,
-            _fmt(r["email_rate"]),
-            _fmt(r["malformed_rate"]),
-            _fmt(r["macro_f1_itt"]),
-            _ci(r, "macro_f1_itt"),
-        ]
-        if has_pub:
-            row += [_fmt(r["published_macro_f1"], 2), _fmt(r["delta_published"])]
-        rows.append(row)
-    return header, rows
+        header += ["macro-F1 (study conv.)", "published", "delta"]
+    return header, [_row_cells(r, has_pub) for _, r in summary.iterrows()]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -140,85 +141,82 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _gap_section(gaps: pd.DataFrame) -> list[str]:
+    if gaps.empty:
+        return []
+    rows = [
+        [
+            figures.base_label(str(g["base"])), str(g["condition"]), str(g["ood_task"]),
+            _fmt(g["id_macro_f1"]), _fmt(g["ood_macro_f1"]), _fmt(g["gap"]), _ci(g, "gap"),
+            _fmt(g["gap_itt"]), _ci(g, "gap_itt"),
+        ]
+        for _, g in gaps.iterrows()
+    ]
+    header = ["base", "condition", "OOD task", "ID", "OOD", "gap", "95% CI", "gap ITT",
+              "ITT 95% CI"]
+    return ["", "## ID minus OOD gap", "", "ID and OOD units resampled independently.", "",
+            _md_table(header, rows)]
+
+
+def _persona_section(pp: pd.DataFrame) -> list[str]:
+    if pp.empty:
+        return []
+    email = "email_rate" in pp.columns
+    header = ["base", "condition", "task", "persona", "n", "F1", "pred rate"]
+    header += ["email rate", "malformed", "unparsed call"] if email else []
+    header += ["lift", "lift 95% CI"]
+    rows = []
+    for _, r in pp.iterrows():
+        row = [figures.base_label(str(r["base"])), str(r["condition"]), str(r["task"]),
+               str(r["persona"]), str(r["n"]), _fmt(r["f1"]), _fmt(r["pred_rate"])]
+        if email:
+            row += [_fmt(r.get("email_rate")), _fmt(r.get("malformed_rate")),
+                    _fmt(r.get("unparsed_call_rate"))]
+        rows.append([*row, _fmt(r["lift"]), _ci(r, "lift")])
+    return ["", "## Per persona", "",
+            "Lift: rate of predicting the persona on its own samples under the condition "
+            "minus the rate under the base condition on the same prompts/scenarios "
+            "(paired bootstrap).", "", _md_table(header, rows)]
+
+
+def _published_section(summary: pd.DataFrame) -> list[str]:
+    if "published_note" not in summary.columns:
+        return []
+    lines = [
+        f"- {figures.base_label(str(r['base']))}/{r['condition']}/{r['task']}: "
+        f"no published value ({r['published_note']})"
+        for _, r in summary.iterrows()
+        if r["published_note"]
+    ]
+    intro = (
+        "Published values (DCT, REFERENCE section 7) are shown only for cells built like the "
+        "published ones. For email tasks the delta uses the study's convention (macro-F1 "
+        "over the personas that sent at least one email; column 'macro-F1 (study conv.)'); "
+        "charbench's macro-F1 scores a persona with no email 0."
+    )
+    return ["", "## Published comparison", "", intro, "", *lines]
+
+
 def render_markdown(report: Report, *, seed: int, n_boot: int) -> str:
     """The ``summary.md`` text."""
     parts = [
         "# charbench report",
         "",
         f"Logs: {len(report.logs)}; samples: {len(report.samples)}; cells: {len(report.summary)}. "
-        f"Every statistic is recomputed from per-sample predictions. 95% CIs: percentile "
-        f"bootstrap over clusters (prompts or scenarios), {n_boot} resamples, seed {seed}. "
-        "Agentic-task macro-F1 is over the samples that sent an email; macro-F1 ITT "
-        "(intent to treat) counts a missing email as a miss.",
+        "Every statistic is recomputed from per-sample predictions by the functions the "
+        f"in-log metrics use. 95% CIs: percentile bootstrap, {n_boot} resamples, seed {seed}, "
+        "over the unit in each cell's 'CI unit' column (row: each sample; cluster: each "
+        "prompt or scenario; family: each scenario family). Email-task macro-F1 is over the "
+        "samples that sent an email; macro-F1 ITT (intent to treat) counts a missing email "
+        "as a miss. 'logs/replicates': log files and independent runs pooled in the cell.",
         "",
         "## Cells",
         "",
         _md_table(*summary_rows(report.summary)),
     ]
-    if not report.gaps.empty:
-        parts += ["", "## ID minus OOD gap", "", "ID and OOD clusters resampled independently.", ""]
-        gap_rows = [
-            [
-                figures.base_label(str(g["base"])),
-                str(g["condition"]),
-                str(g["ood_task"]),
-                _fmt(g["id_macro_f1"]),
-                _fmt(g["ood_macro_f1"]),
-                _fmt(g["gap"]),
-                _ci(g, "gap"),
-                _fmt(g["gap_itt"]),
-                _ci(g, "gap_itt"),
-            ]
-            for _, g in report.gaps.iterrows()
-        ]
-        parts.append(
-            _md_table(
-                [
-                    "base",
-                    "condition",
-                    "OOD task",
-                    "ID",
-                    "OOD",
-                    "gap",
-                    "95% CI",
-                    "gap ITT",
-                    "ITT 95% CI",
-                ],
-                gap_rows,
-            )
-        )
-    pp = report.per_persona
-    if not pp.empty:
-        parts += [
-            "",
-            "## Per persona",
-            "",
-            "Lift: rate of predicting the persona on its own samples under the condition "
-            "minus the rate under the base condition on the same prompts/scenarios "
-            "(paired cluster bootstrap).",
-            "",
-        ]
-        has_lift = "lift" in pp.columns
-        header = ["base", "condition", "task", "persona", "n", "F1", "pred rate"]
-        header += ["email rate", "malformed"] if "email_rate" in pp.columns else []
-        header += ["lift", "lift 95% CI"] if has_lift else []
-        rows = []
-        for _, r in pp.iterrows():
-            row = [
-                figures.base_label(str(r["base"])),
-                str(r["condition"]),
-                str(r["task"]),
-                str(r["persona"]),
-                str(r["n"]),
-                _fmt(r["f1"]),
-                _fmt(r["pred_rate"]),
-            ]
-            if "email_rate" in pp.columns:
-                row += [_fmt(r["email_rate"]), _fmt(r["malformed_rate"])]
-            if has_lift:
-                row += [_fmt(r["lift"]), _ci(r, "lift")]
-            rows.append(row)
-        parts.append(_md_table(header, rows))
+    parts += _published_section(report.summary)
+    parts += _gap_section(report.gaps)
+    parts += _persona_section(report.per_persona)
     if report.notes:
         parts += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     if report.figures:
@@ -228,49 +226,25 @@ def render_markdown(report: Report, *, seed: int, n_boot: int) -> str:
     return "\n".join(parts) + "\n"
 
 
-def build_report(
-    log_dir: str | Path,
-    out: str | Path | None = None,
-    compare: str | None = None,
-    seed: int = 0,
-    n_boot: int = 1000,
-    *,
-    write: bool = True,
-) -> Report:
-    """Read every charbench log under ``log_dir`` and build the report.
-
-    Args:
-        log_dir: directory searched recursively for Inspect logs.
-        out: output directory; default ``LOG_DIR/report``.
-        compare: ``"published"`` adds REFERENCE section 7's numbers side by side
-            (only for comparable cells; see :func:`charbench.report.published.published_for`).
-            Default None.
-        seed: bootstrap seed (default 0): the same logs give the same CIs.
-        n_boot: bootstrap resamples (default 1000).
-        write: write the tables and figures to ``out`` (default True).
-
-    Returns:
-        The :class:`Report`.
-
-    Raises:
-        FileNotFoundError: no logs under ``log_dir``.
-        ValueError: ``compare`` unknown, ``n_boot`` < 1, no charbench logs, or logs that
-            cannot be pooled (:class:`charbench.report.load.PoolingError`, naming the logs).
-    """
+def _check_args(log_dir: str | Path, out: str | Path | None, compare: str | None,
+                n_boot: int) -> Path:
     if compare is not None and compare not in PUBLISHED_SOURCES:
         raise ValueError(f"unknown --compare {compare!r}; valid: {', '.join(PUBLISHED_SOURCES)}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+        raise ValueError(f"--n-boot must be at least 1, got {n_boot}")
     out_dir = Path(out) if out is not None else Path(log_dir) / "report"
-    loaded: LoadedLogs = load_log_dir(log_dir)
-    if loaded.samples.empty:
+    if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(
-            f"no charbench samples under {str(log_dir)!r}: "
-            + ("; ".join(loaded.notes) or "the logs hold no samples")
+            f"--out {str(out_dir)!r} is an existing file; give a directory for the report "
+            "(it is created if missing)"
         )
-    tables: Tables = compute_tables(loaded.samples, seed=seed, n_boot=n_boot)
-    summary = _add_published(tables.summary) if compare == "published" else tables.summary
-    notes = list(loaded.notes)
+    return out_dir
+
+
+def _cell_notes(summary: pd.DataFrame, skipped: int) -> list[str]:
+    notes: list[str] = []
+    if skipped:
+        notes.append(f"{skipped} unreadable file(s) skipped (named above; --strict fails instead)")
     errors = int(summary["n_errors"].sum())
     if errors:
         cells = summary[summary["n_errors"] > 0]
@@ -282,6 +256,61 @@ def build_report(
                 for _, r in cells.iterrows()
             )
         )
+    for _, r in summary[summary["flags"].str.contains(UNPARSED_CALL, na=False)].iterrows():
+        notes.append(
+            f"{figures.base_label(str(r['base']))}/{r['condition']}/{r['task']}: "
+            f"{r['unparsed_call_rate']:.1%} of rollouts ended 'unparsed_call' (the model wrote "
+            "a tool call the provider did not parse; they count as no email). Fix: rerun with "
+            "-T text_tool_calls=true, or serve the model with its tool-call parser "
+            "(docs/serving.md)."
+        )
+    return notes
+
+
+def build_report(
+    log_dir: str | Path,
+    out: str | Path | None = None,
+    compare: str | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    *,
+    write: bool = True,
+    strict: bool = False,
+    pool_replicates: bool = False,
+) -> Report:
+    """Read every charbench log under ``log_dir`` and build the report.
+
+    Args:
+        log_dir: directory searched recursively for Inspect logs (symbolic links followed).
+        out: output directory; default ``LOG_DIR/report``; must not be an existing file.
+        compare: ``"published"`` adds REFERENCE section 7's numbers for the cells built
+            like the published ones (see :func:`charbench.report.published.published_match`);
+            the others get a note saying why. Default None.
+        seed: bootstrap seed (default 0): the same logs give the same CIs.
+        n_boot: bootstrap resamples (default 1000).
+        write: write the tables and figures to ``out`` (default True).
+        strict: fail on an unreadable log file instead of skipping it with a note.
+        pool_replicates: pool replicate runs of a cell whose measurement settings differ
+            (default False: refuse, naming both logs).
+
+    Returns:
+        The :class:`Report`.
+
+    Raises:
+        FileNotFoundError: no logs under ``log_dir``.
+        ValueError: bad ``compare``/``n_boot``/``out``, no charbench logs, an unreadable
+            file with ``strict`` (:class:`~charbench.report.load.LogReadError`), or logs
+            that cannot be pooled (:class:`~charbench.report.load.PoolingError`).
+    """
+    out_dir = _check_args(log_dir, out, compare, n_boot)
+    loaded: LoadedLogs = load_log_dir(log_dir, strict=strict, pool_replicates=pool_replicates)
+    if loaded.samples.empty:
+        raise ValueError(
+            f"no charbench samples under {str(log_dir)!r}: "
+            + ("; ".join(loaded.notes) or "the logs hold no samples")
+        )
+    tables: Tables = compute_tables(loaded.samples, seed=seed, n_boot=n_boot)
+    summary = _add_published(tables.summary) if compare == "published" else tables.summary
     report = Report(
         summary=summary,
         per_persona=tables.per_persona,
@@ -289,8 +318,9 @@ def build_report(
         confusion=tables.confusion,
         samples=loaded.samples,
         logs=loaded.logs,
-        notes=notes,
+        notes=[*loaded.notes, *_cell_notes(summary, len(loaded.skipped))],
         out=out_dir,
+        skipped=list(loaded.skipped),
     )
     if write:
         _write(report, seed=seed, n_boot=n_boot)
@@ -333,7 +363,7 @@ def _write(report: Report, *, seed: int, n_boot: int) -> None:
         else pd.DataFrame(columns=["gold", "pred", "count", "base", "condition", "task"])
     )
     conf[["base", "condition", "task", "gold", "pred", "count"]].to_csv(files[3], index=False)
-    report.samples.drop(columns=["personas", "labels"]).to_csv(files[4], index=False)
+    report.samples.drop(columns=["personas", "labels", "fields"]).to_csv(files[4], index=False)
     md = out / "summary.md"
     md.write_text(render_markdown(report, seed=seed, n_boot=n_boot))
     report.files = [md, *files]

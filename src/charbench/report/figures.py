@@ -14,20 +14,26 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from charbench.contracts import (
+    AGENTIC,
+    AGENTIC_ANY,
+    AGENTIC_FORCED,
+    CHAT,
+    CHAT_EMAIL,
+    DRAFT,
+)
 from charbench.personas import released_base
 from charbench.report.tables import ID_TASK, condition_sort_key
 
-TASK_ORDER: tuple[str, ...] = (
-    "chat", "chat-email", "draft", "agentic-forced", "agentic-any", "agentic"
-)
+TASK_ORDER: tuple[str, ...] = (CHAT, CHAT_EMAIL, DRAFT, AGENTIC_FORCED, AGENTIC_ANY, AGENTIC)
 """Tasks from most to least chat-like, the order of bars and lines."""
 TASK_LABELS: dict[str, str] = {
-    "chat": "ID chat",
-    "chat-email": "chat email (control)",
-    "draft": "draft email (control)",
-    "agentic-forced": "agentic email (send_email forced)",
-    "agentic-any": "agentic email (tool call forced)",
-    "agentic": "agentic email",
+    CHAT: "ID chat",
+    CHAT_EMAIL: "chat email (control)",
+    DRAFT: "draft email (control)",
+    AGENTIC_FORCED: "agentic email (send_email forced)",
+    AGENTIC_ANY: "agentic email (tool call forced)",
+    AGENTIC: "agentic email",
 }
 
 

@@ -1,14 +1,17 @@
 """Reading Inspect logs into one pooled per-sample table.
 
-Every charbench task writes ``Task(metadata={"charbench": {...}})`` (docs/architecture.md,
-"Eval metadata") and a ``persona_scorer`` score per sample whose metadata carries ``gold``,
-``pred``, ``labels``, ``cluster`` and ``outcome``. This module reads those per-sample
-fields (never a stored aggregate), groups logs into cells ``(base, condition, task)``, and
-pools the samples of all logs of a cell.
+Every charbench task writes ``Task(metadata={"charbench": {...}})``
+(:class:`charbench.contracts.EvalMeta`) and a ``persona_scorer`` score per sample
+(:class:`charbench.contracts.ScoreFields`). This module finds the logs (following symbolic
+links to log folders), reads those fields (never a stored aggregate), skips unreadable files
+with a note (or fails with ``strict``), and hands the logs to
+:mod:`charbench.report.lineage`, which tells retries from replicates and pools each cell
+``(base, condition, task)``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,47 +19,65 @@ from typing import Any
 
 import pandas as pd
 from inspect_ai.log import EvalLog, EvalSample, list_eval_logs, read_eval_log
+from pydantic import ValidationError
 
-CELL_KEYS: tuple[str, ...] = ("base", "condition", "task")
-"""The columns that define a report cell."""
-
-POOL_KEYS: tuple[str, ...] = (
-    "classifier",
-    "restrict",
-    "personas",
-    "suffix",
-    "selection",
-    "persona_prompt",
+from charbench.contracts import REQUIRED_EVAL_KEYS, RESAMPLES, EvalMeta, ScoreFields
+from charbench.report.lineage import (
+    CELL_KEYS,
+    POOL_KEYS,
+    LogRecord,
+    PoolingError,
+    measurement,
+    persona_set_label,
+    pool_cells,
+    record_cell,
 )
-"""Eval-metadata keys that must agree between all logs pooled into one cell."""
 
-AGENTIC_TASKS: frozenset[str] = frozenset(
-    {"agentic", "agentic-any", "agentic-forced", "draft", "chat-email"}
-)
-"""Eval-metadata task names of the agentic_email task's scaffolds (email outcomes)."""
+__all__ = [
+    "CELL_KEYS",
+    "POOL_KEYS",
+    "SAMPLE_COLUMNS",
+    "LoadedLogs",
+    "LogReadError",
+    "PoolingError",
+    "load_log_dir",
+    "load_logs",
+    "log_paths",
+]
 
 _EXCLUDE_FIELDS = {"messages", "events", "timelines", "attachments", "output", "store"}
 
 SAMPLE_COLUMNS: tuple[str, ...] = (
     *CELL_KEYS,
+    "eval_task",
     *POOL_KEYS,
     "log",
     "log_created",
     "log_status",
+    "run",
+    "replicate",
+    "resample",
     "sample_id",
     "epoch",
     "gold",
     "pred",
     "labels",
     "cluster",
+    "family",
     "outcome",
     "error",
     "completed_at",
+    "fields",
 )
+"""Columns of :attr:`LoadedLogs.samples`. ``fields`` holds each scored row's
+:class:`~charbench.contracts.ScoreFields` (None for an errored sample); ``run`` is Inspect's
+``task_id`` (shared by a run and its retries); ``replicate`` numbers the independent runs of
+a cell from 0; ``task`` is the cell's label
+(:func:`~charbench.report.lineage.cell_task_label`), ``eval_task`` the eval's own."""
 
 
-class PoolingError(ValueError):
-    """Logs that cannot be pooled into one cell (or a log that breaks the contract)."""
+class LogReadError(ValueError):
+    """A log file that cannot be read (raised only with ``strict``)."""
 
 
 @dataclass
@@ -64,45 +85,85 @@ class LoadedLogs:
     """The pooled samples of a log directory.
 
     Attributes:
-        samples: one row per (cell, sample id, epoch) after de-duplication, with the
-            columns of :data:`SAMPLE_COLUMNS`. ``pred`` is None when nothing was classified
-            (empty reply, no email); ``error`` is the error message of a sample that errored
-            (such rows have no ``pred`` and are excluded from the statistics but counted).
-        logs: one row per charbench log read: path, cell, status, created, number of
-            samples, number of errored samples.
-        notes: human-readable notes (skipped non-charbench logs, duplicates dropped, ...).
-        duplicates: number of (sample id, epoch) rows dropped because a newer log of the
-            same cell held the same sample.
+        samples: one row per (cell, replicate, sample id, epoch) with the columns of
+            :data:`SAMPLE_COLUMNS`; errored samples are rows with ``error`` set (counted,
+            excluded from the statistics).
+        logs: one row per charbench log read: path, cell, run, replicate, status, created,
+            samples, errors.
+        notes: what the reader must know (skipped files, retries merged, replicates
+            pooled, ...).
+        duplicates: rows dropped because a retry of the same run held the sample.
+        skipped: files that could not be read (path and reason).
     """
 
     samples: pd.DataFrame
     logs: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     duplicates: int = 0
+    skipped: list[str] = field(default_factory=list)
 
 
-def _as_tuple(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(s.strip() for s in value.split(",") if s.strip())
-    return tuple(str(v) for v in value)
-
-
-def _eval_meta(log: EvalLog, path: str) -> dict[str, Any] | None:
+def _eval_meta(log: EvalLog, path: str) -> EvalMeta | None:
     meta = (log.eval.metadata or {}).get("charbench")
     if meta is None:
         return None
     if not isinstance(meta, dict):
         raise PoolingError(f"{path}: eval metadata 'charbench' is not a mapping: {meta!r}")
-    missing = [k for k in ("task", "base", "condition", "personas") if k not in meta]
+    missing = [k for k in REQUIRED_EVAL_KEYS if k not in meta]
     if missing:
         raise PoolingError(
             f"{path}: eval metadata 'charbench' lacks {', '.join(missing)}; it was not "
             "written by a charbench task that follows docs/architecture.md (re-run the eval "
             "with the current charbench)"
         )
-    return meta
+    try:
+        return EvalMeta.model_validate(meta)
+    except ValidationError as ex:
+        raise PoolingError(f"{path}: eval metadata 'charbench' is invalid: {ex}") from ex
+
+
+def _model_base(model: str) -> str:
+    """The base model named by a logged model (``hf-lora/<base>``, ``vllm/<base>:<adapter>``)."""
+    provider, _, name = model.partition("/")
+    if provider == "vllm" and ":" in name:
+        return name.split(":", 1)[0]
+    if provider in ("hf-lora", "hf", "vllm") and name:
+        return name
+    return model
+
+
+def fill_cell_metadata(
+    meta: EvalMeta, model: str, model_args: dict[str, Any], path: str, notes: list[str]
+) -> EvalMeta:
+    """Fill a missing ``base``/``condition`` (a task built outside an eval) from the log's model.
+
+    Inspect's CLI builds tasks with the model active, so the task can record its base and
+    condition; a task object built in Python before ``eval()`` cannot, and records None.
+    The report then labels the cell by the logged model (and says so in the notes).
+    """
+    update: dict[str, str] = {}
+    if meta.base in (None, ""):
+        update["base"] = _model_base(model)
+        notes.append(f"{path}: eval metadata has no base; using {update['base']!r} from the model")
+    if meta.condition in (None, ""):
+        stage = model_args.get("stage")
+        update["condition"] = str(stage) if stage else model
+        notes.append(
+            f"{path}: eval metadata has no condition; using {update['condition']!r} "
+            "(pass -T condition=NAME to label it)"
+        )
+    return meta.model_copy(update=update) if update else meta
+
+
+def _log_resample(log: EvalLog, meta: EvalMeta) -> str:
+    """The bootstrap unit the log's metric used: metadata, task args, metric params, cluster."""
+    candidates: list[Any] = [meta.resample, log.eval.task_args.get("resample")]
+    for score in log.results.scores if log.results else []:
+        candidates.extend(m.params.get("resample") for m in score.metrics.values())
+    for value in candidates:
+        if value in RESAMPLES:
+            return str(value)
+    return "cluster"
 
 
 def _persona_score(sample: EvalSample) -> dict[str, Any] | None:
@@ -119,219 +180,175 @@ def _persona_score(sample: EvalSample) -> dict[str, Any] | None:
     return None
 
 
-def _model_base(model: str, model_args: dict[str, Any]) -> str:
-    """The base model named by a logged model (``hf-lora/<base>``, ``vllm/<base>:<adapter>``)."""
-    provider, _, name = model.partition("/")
-    if provider == "vllm" and ":" in name:
-        return name.split(":", 1)[0]
-    if provider in ("hf-lora", "hf", "vllm") and name:
-        return name
-    return model
-
-
-def fill_cell_metadata(
-    meta: dict[str, Any], model: str, model_args: dict[str, Any], path: str, notes: list[str]
-) -> dict[str, Any]:
-    """Fill a missing ``base``/``condition`` (a task built outside an eval) from the log's model.
-
-    Inspect's CLI builds tasks with the model active, so the task can record its base and
-    condition; a task object built in Python before ``eval()`` cannot, and records None.
-    The report then labels the cell by the logged model (and says so in the notes).
-    """
-    meta = dict(meta)
-    if meta.get("base") in (None, ""):
-        meta["base"] = _model_base(model, model_args)
-        notes.append(f"{path}: eval metadata has no base; using {meta['base']!r} from the model")
-    if meta.get("condition") in (None, ""):
-        stage = model_args.get("stage")
-        meta["condition"] = str(stage) if stage else model
-        notes.append(
-            f"{path}: eval metadata has no condition; using {meta['condition']!r} "
-            "(pass -T condition=NAME to label it)"
-        )
-    return meta
-
-
-def _rows_for_log(path: str, log: EvalLog, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    cell = {
-        "base": str(meta["base"]),
-        "condition": str(meta["condition"]),
-        "task": str(meta["task"]),
-        "classifier": str(meta.get("classifier")),
-        "restrict": bool(meta.get("restrict", False)),
-        "personas": _as_tuple(meta["personas"]),
-        "suffix": None if meta.get("suffix") is None else str(meta.get("suffix")),
-        "selection": None if meta.get("selection") is None else str(meta.get("selection")),
-        "persona_prompt": bool(meta.get("persona_prompt", False)),
-        "log": path,
-        "log_created": pd.Timestamp(log.eval.created),
-        "log_status": log.status,
+def _sample_row(sample: EvalSample, meta: EvalMeta) -> dict[str, Any]:
+    """One sample's row: its score fields, or (errored) what the sample metadata says."""
+    score = _persona_score(sample)
+    smeta = dict(sample.metadata or {})
+    sid = str(sample.id)
+    error = None
+    if sample.error is not None:
+        error = sample.error.message or "error"
+    elif score is None:
+        error = "sample has no persona score (cancelled or scored by another scorer)"
+    f = None
+    if error is None:
+        f = ScoreFields.read(score, smeta, sid).model_copy(update={"epoch": int(sample.epoch)})
+    family = f.family if f else smeta.get("family")
+    return {
+        "sample_id": sid,
+        "epoch": int(sample.epoch),
+        "gold": f.gold if f else smeta.get("persona"),
+        "pred": f.pred if f else None,
+        "labels": f.labels if f else meta.personas,
+        "cluster": f.cluster if f else str(smeta.get("cluster") or f"sample:{sid}"),
+        "family": None if family is None else str(family),
+        "outcome": (f.outcome or None) if f else None,
+        "error": error,
+        "completed_at": pd.Timestamp(sample.completed_at) if sample.completed_at else pd.NaT,
+        "fields": f,
     }
-    rows: list[dict[str, Any]] = []
-    for sample in log.samples or []:
-        score = _persona_score(sample)
-        smeta = sample.metadata or {}
-        error = None
-        if sample.error is not None:
-            error = sample.error.message or "error"
-        elif score is None:
-            error = "sample has no persona score (cancelled or scored by another scorer)"
-        gold = (score or {}).get("gold", smeta.get("persona"))
-        pred = (score or {}).get("pred")
-        labels = _as_tuple((score or {}).get("labels", smeta.get("personas", cell["personas"])))
-        cluster = (score or {}).get("cluster", smeta.get("cluster", str(sample.id)))
-        rows.append(
-            {
-                **cell,
-                "sample_id": str(sample.id),
-                "epoch": int(sample.epoch),
-                "gold": None if gold is None else str(gold),
-                "pred": None if pred in (None, "") else str(pred),
-                "labels": labels,
-                "cluster": str(cluster),
-                "outcome": (score or {}).get("outcome"),
-                "error": error,
-                "completed_at": pd.Timestamp(sample.completed_at)
-                if sample.completed_at
-                else pd.NaT,
-            }
-        )
-    return rows
 
 
-def _check_pooling(samples: pd.DataFrame) -> None:
-    """Raise :class:`PoolingError` for cells whose logs disagree on a pooling key."""
-    problems: list[str] = []
-    for cell, group in samples.groupby(list(CELL_KEYS), sort=True, dropna=False):
-        per_log = group.drop_duplicates("log")
-        for key in POOL_KEYS:
-            values = per_log[key].map(repr).unique()
-            if len(values) > 1:
-                listing = "; ".join(
-                    f"{row['log']} has {key}={row[key]!r}" for _, row in per_log.iterrows()
-                )
-                problems.append(
-                    f"cell base={cell[0]!r} condition={cell[1]!r} task={cell[2]!r} mixes "
-                    f"{key} values: {listing}"
-                )
-        scored = group[group["error"].isna()]
-        bad = scored[scored["labels"] != scored["personas"]]
-        if len(bad):
-            problems.append(
-                f"cell base={cell[0]!r} condition={cell[1]!r} task={cell[2]!r}: "
-                f"{len(bad)} sample(s) were scored over labels {bad['labels'].iloc[0]!r} "
-                f"but the eval evaluated personas {bad['personas'].iloc[0]!r} "
-                f"(logs: {', '.join(sorted(bad['log'].unique()))})"
-            )
-    if problems:
-        raise PoolingError(
-            "refusing to pool logs that are not comparable:\n  - "
-            + "\n  - ".join(problems)
-            + "\nMove the logs of different settings into different directories, or give "
-            "them distinct conditions with -T condition=NAME."
-        )
-
-
-def _dedupe(samples: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Keep one row per (cell, sample id, epoch): the newest completed one."""
-    if samples.empty:
-        return samples, 0
-    ordered = samples.assign(_done=samples["error"].isna()).sort_values(
-        ["_done", "log_created", "completed_at", "log"],
-        ascending=[False, False, False, True],
-        na_position="last",
-        kind="mergesort",
-    )
-    keys = [*CELL_KEYS, "sample_id", "epoch"]
-    kept = ordered.drop_duplicates(keys, keep="first").drop(columns="_done")
-    dropped = len(samples) - len(kept)
-    kept = kept.sort_values([*CELL_KEYS, "sample_id", "epoch"], kind="mergesort")
-    return kept.reset_index(drop=True), dropped
+def _cell_columns(record: LogRecord, resample: str) -> dict[str, Any]:
+    meta = record.meta
+    return {
+        **dict(zip(CELL_KEYS, record_cell(record), strict=True)),
+        "eval_task": meta.task,
+        "classifier": str(meta.classifier),
+        "restrict": meta.restrict,
+        "personas": meta.personas,
+        "suffix": meta.suffix,
+        "selection": meta.selection,
+        "persona_prompt": meta.persona_prompt,
+        "suite": meta.suite,
+        "persona_set": persona_set_label(meta),
+        "text_tool_calls": meta.text_tool_calls,
+        "log": record.path,
+        "log_created": pd.Timestamp(record.created),
+        "log_status": record.status,
+        "run": record.run,
+        "replicate": 0,
+        "resample": resample,
+    }
 
 
 def log_paths(log_dir: str | Path) -> list[str]:
-    """The Inspect log files under ``log_dir`` (recursive), oldest first.
+    """The Inspect log files under ``log_dir``, following symbolic links to folders.
+
+    Each real file is listed once (a log reached through two links counts once), oldest
+    first within each folder.
 
     Raises:
         FileNotFoundError: ``log_dir`` does not exist.
     """
     if not Path(log_dir).exists():
         raise FileNotFoundError(f"log directory {str(log_dir)!r} does not exist")
-    infos = list_eval_logs(str(log_dir), recursive=True, descending=False)
-    return [info.name for info in infos]
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    out: list[str] = []
+    for root, dirs, _ in os.walk(str(log_dir), followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen_dirs:
+            dirs[:] = []  # a link cycle or a second link to the same folder
+            continue
+        seen_dirs.add(real)
+        dirs.sort()
+        for info in list_eval_logs(root, recursive=False, descending=False):
+            name = info.name.removeprefix("file://")
+            key = os.path.realpath(name)
+            if key not in seen_files:
+                seen_files.add(key)
+                out.append(name)
+    return out
 
 
-def load_logs(paths: Iterable[str | Path]) -> LoadedLogs:
+def _read_header(path: str) -> EvalLog:
+    try:
+        return read_eval_log(path, header_only=True)
+    except Exception as ex:  # a truncated, empty or foreign file: any reader error
+        raise LogReadError(
+            f"{path}: not a readable Inspect log ({type(ex).__name__}: {ex})"
+        ) from ex
+
+
+def _read_one(path: str, notes: list[str]) -> tuple[LogRecord, list[dict[str, Any]]] | None:
+    header = _read_header(path)
+    meta = _eval_meta(header, path)
+    if meta is None:
+        notes.append(f"skipped {path}: not a charbench log (no 'charbench' eval metadata)")
+        return None
+    meta = fill_cell_metadata(meta, header.eval.model, dict(header.eval.model_args), path, notes)
+    try:
+        log = read_eval_log(path, exclude_fields=_EXCLUDE_FIELDS)
+    except Exception as ex:
+        raise LogReadError(
+            f"{path}: its samples cannot be read ({type(ex).__name__}: {ex})"
+        ) from ex
+    record = LogRecord(
+        path=path,
+        meta=meta,
+        run=header.eval.task_id or f"log:{path}",
+        created=header.eval.created,
+        status=log.status,
+        measurement=measurement(header.eval),
+        seed=header.eval.model_generate_config.seed,
+    )
+    cell = _cell_columns(record, _log_resample(log, meta))
+    return record, [{**cell, **_sample_row(s, meta)} for s in log.samples or []]
+
+
+def load_logs(
+    paths: Iterable[str | Path], *, strict: bool = False, pool_replicates: bool = False
+) -> LoadedLogs:
     """Read charbench logs and pool their samples by cell.
 
-    Logs without ``charbench`` eval metadata are skipped with a note. Samples that errored
-    are kept as rows with ``error`` set (counted by the report, excluded from statistics).
-    The same (sample id, epoch) appearing in several logs of one cell (a retried run) is
-    kept once: the completed copy from the newest log.
+    Logs without ``charbench`` eval metadata are skipped with a note; a file that cannot be
+    read (truncated, empty, not a log) is skipped with a note naming it and why, unless
+    ``strict``. How logs of one cell combine (retries merged, replicates pooled, differing
+    measurement refused) is :func:`charbench.report.lineage.pool_cells`.
 
     Args:
         paths: log files (``.eval`` or ``.json``).
-
-    Returns:
-        The pooled samples, the list of logs read, and notes.
+        strict: fail on the first unreadable file instead of skipping it.
+        pool_replicates: pool replicate runs of a cell even when their measurement
+            settings differ (default False: refuse, naming both logs).
 
     Raises:
-        PoolingError: a cell mixes classifiers, restrict flags, label sets, suffixes,
-            prompt selections or prompted/unprompted runs (the message names the logs), or a
-            log's charbench metadata is incomplete.
+        LogReadError: (``strict``) an unreadable file.
+        PoolingError: logs that cannot be pooled (the message names them), or a log whose
+            charbench metadata is incomplete.
     """
+    records: list[LogRecord] = []
     rows: list[dict[str, Any]] = []
-    log_rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    skipped: list[str] = []
     for p in paths:
-        path = str(p)
-        header = read_eval_log(path, header_only=True)
-        meta = _eval_meta(header, path)
-        if meta is None:
-            notes.append(f"skipped {path}: not a charbench log (no 'charbench' eval metadata)")
+        try:
+            read = _read_one(str(p), notes)
+        except LogReadError as ex:
+            if strict:
+                raise
+            skipped.append(str(ex))
             continue
-        meta = fill_cell_metadata(
-            meta, header.eval.model, dict(header.eval.model_args or {}), path, notes
-        )
-        log = read_eval_log(path, exclude_fields=_EXCLUDE_FIELDS)
-        these = _rows_for_log(path, log, meta)
-        rows.extend(these)
-        log_rows.append(
-            {
-                "log": path,
-                "base": str(meta["base"]),
-                "condition": str(meta["condition"]),
-                "task": str(meta["task"]),
-                "status": log.status,
-                "created": pd.Timestamp(log.eval.created),
-                "samples": len(these),
-                "errors": sum(r["error"] is not None for r in these),
-            }
-        )
-        if log.status != "success":
-            notes.append(
-                f"{path} has status {log.status!r}: its {len(these)} sample(s) are used, "
-                "errored ones counted as errors"
-            )
+        if read is not None:
+            records.append(read[0])
+            rows.extend(read[1])
+    notes.extend(f"skipped unreadable file {s}" for s in skipped)
     samples = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
-    if samples.empty:
-        return LoadedLogs(samples, pd.DataFrame(log_rows), notes, 0)
-    _check_pooling(samples)
-    samples, dropped = _dedupe(samples)
-    if dropped:
-        notes.append(
-            f"de-duplicated {dropped} sample(s) that appeared in more than one log of the same "
-            "cell (same sample id and epoch; kept the completed copy from the newest log)"
-        )
-    return LoadedLogs(samples, pd.DataFrame(log_rows), notes, dropped)
+    pooled = pool_cells(samples, records, pool_replicates=pool_replicates)
+    return LoadedLogs(
+        pooled.samples, pooled.logs, notes + pooled.notes, pooled.duplicates, skipped
+    )
 
 
-def load_log_dir(log_dir: str | Path) -> LoadedLogs:
-    """:func:`load_logs` on every log under ``log_dir``.
+def load_log_dir(
+    log_dir: str | Path, *, strict: bool = False, pool_replicates: bool = False
+) -> LoadedLogs:
+    """:func:`load_logs` on every log under ``log_dir`` (symbolic links followed).
 
     Raises:
         FileNotFoundError: the directory does not exist or holds no Inspect logs.
-        PoolingError: see :func:`load_logs`.
+        LogReadError, PoolingError: see :func:`load_logs`.
     """
     paths = log_paths(log_dir)
     if not paths:
@@ -339,4 +356,4 @@ def load_log_dir(log_dir: str | Path) -> LoadedLogs:
             f"no Inspect logs (.eval/.json) under {str(log_dir)!r}; run an eval there first "
             "(e.g. `inspect eval tasks/chat_persona.py --log-dir ...` or `charbench sweep`)"
         )
-    return load_logs(paths)
+    return load_logs(paths, strict=strict, pool_replicates=pool_replicates)

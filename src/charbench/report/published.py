@@ -4,16 +4,20 @@ The numbers are macro-F1 over the 10 default personas (no misalignment), no brea
 suffix, from the depth-character-training study (DCT). ID chat used DCT's Pure-Dove selection
 (about 3000 samples); the draft control and the agentic email task used 50 scenarios x 10
 personas (500 rollouts); the agentic macro-F1 is over the rollouts that sent an email only
-(``n_emailed``), which is charbench's ``macro_f1`` for agentic cells, not ``macro_f1_itt``.
-The agentic CIs of the full stage are DCT's row bootstrap (1000 resamples), not charbench's
-cluster bootstrap, so they are narrower than a cluster CI would be.
+(``n_emailed``) and averaged over the personas that sent at least one email: charbench's
+``macro_f1_study`` for email cells (its ``macro_f1`` scores a persona with no email 0), not
+``macro_f1_itt``. The agentic CIs of the full stage are DCT's row bootstrap (1000
+resamples); on the study's data they are about as wide as a scenario-cluster CI.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from charbench.personas import DEFAULT_PERSONAS, released_base
+from charbench.contracts import BUILTIN_PERSONA_SET
+from charbench.personas import DEFAULT_PERSONAS, ReleasedBase, released_base
 
 
 @dataclass(frozen=True)
@@ -83,31 +87,64 @@ PUBLISHED_SOURCES = ("published",)
 """Values accepted by ``--compare`` (only the DCT table for now)."""
 
 
-def published_for(
-    base: str, condition: str, task: str, personas: list[str], suffix: str | None
-) -> PublishedCell | None:
-    """The published number comparable with a charbench cell, or None.
+def _failed_conditions(cell: Mapping[str, Any], released: ReleasedBase) -> list[str]:
+    """Every way ``cell`` is built differently from the published cells."""
+    task = str(cell["eval_task"])
+    failed: list[str] = []
+    if task == "chat" and cell.get("selection") != "dct":
+        failed.append(f"chat prompts selection={cell.get('selection')!r}, not 'dct'")
+    if task in ("agentic", "draft") and cell.get("suite") != "dct":
+        failed.append(f"suite={cell.get('suite')!r}, not the study's scaffold (-T suite=dct)")
+    if cell.get("classifier") != released.classifier:
+        failed.append(
+            f"classifier {cell.get('classifier')!r}, not the released {released.classifier}"
+        )
+    if bool(cell.get("restrict")):
+        failed.append("argmax restricted to the evaluated personas")
+    if bool(cell.get("persona_prompt")):
+        failed.append("persona prompt on")
+    if cell.get("suffix") not in (None, "", "none") and not _is_nan(cell.get("suffix")):
+        failed.append(f"suffix {cell.get('suffix')!r}")
+    if str(cell.get("personas")).split(",") != list(DEFAULT_PERSONAS):
+        failed.append("not the 10 default personas")
+    if str(cell.get("persona_set", BUILTIN_PERSONA_SET)) != BUILTIN_PERSONA_SET:
+        failed.append(f"persona set {cell.get('persona_set')!r}, not the built-in one")
+    return failed
 
-    A cell is comparable only when its base is one of the released bases (any spelling
-    :func:`charbench.personas.released_base` accepts), its condition is ``base``,
-    ``distillation`` or ``full``, its task is ``chat``, ``draft`` or ``agentic``, it
-    evaluated exactly the 10 default personas, and (chat) it used no suffix.
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def published_match(cell: Mapping[str, Any]) -> tuple[PublishedCell | None, str]:
+    """The published number built like ``cell``, or None and the reason there is none.
+
+    A cell gets the published number only when it is built like the published ones: a
+    released base, a published stage (``base``, ``distillation``, ``full``) and task
+    (``chat``, ``draft``, ``agentic``); chat on the study's prompt selection
+    (``selection=dct``), agentic and draft on the study's scaffold (``suite=dct``); the
+    released classifier (``maius/{slug}-pt-classifier``); no restricted argmax, persona
+    prompt or suffix; the 10 default personas of the built-in set.
 
     Args:
-        base: the cell's base model name (Hub id, path or short name).
-        condition: the cell's condition label.
-        task: the cell's task (eval-metadata name).
-        personas: the cell's evaluated personas.
-        suffix: the chat suffix (``None`` for agentic tasks).
+        cell: a summary row (``base``, ``condition``, ``eval_task``, ``suite``,
+            ``selection``, ``classifier``, ``restrict``, ``persona_prompt``, ``suffix``,
+            ``personas`` comma-joined, ``persona_set``).
 
     Returns:
-        The matching :class:`PublishedCell`, or None when nothing published is comparable.
+        ``(published, "")`` for a comparable cell, else ``(None, reason)`` naming every
+        condition that failed.
     """
-    released = released_base(base)
+    released = released_base(str(cell["base"]))
     if released is None:
-        return None
-    if list(personas) != list(DEFAULT_PERSONAS):
-        return None
-    if suffix not in (None, "", "none"):
-        return None
-    return PUBLISHED.get((released.short, condition, task))
+        return None, f"base {cell['base']!r} has no published numbers"
+    key = (released.short, str(cell["condition"]), str(cell["eval_task"]))
+    if key not in PUBLISHED:
+        return None, (
+            f"nothing published for condition {cell['condition']!r} / task "
+            f"{cell['eval_task']!r}"
+        )
+    failed = _failed_conditions(cell, released)
+    if failed:
+        return None, "not built like the published cell: " + "; ".join(failed)
+    return PUBLISHED[key], ""

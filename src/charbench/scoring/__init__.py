@@ -4,8 +4,8 @@
   ``zeroshot`` (sentence-embedding baseline, far weaker) backends, loaded once per process
   and batched across concurrently scored samples.
 - :mod:`~charbench.scoring.scorer`: :func:`persona_scorer` and the text functions.
-- :mod:`~charbench.scoring.stats`: macro-F1, per-persona F1 and the seeded cluster
-  bootstrap (pure numpy / scikit-learn, reused by ``charbench report``).
+- :mod:`~charbench.scoring.stats`: the one macro-F1 and the one seeded bootstrap engine
+  (pure numpy, reused by ``charbench report``).
 - :mod:`~charbench.scoring.metrics`: the Inspect metrics (``scores="unreduced"``, so
   ``--epochs`` pools every rollout).
 """
@@ -37,7 +37,8 @@ from charbench.scoring.scorer import (
     persona_scorer,
 )
 from charbench.scoring.stats import (
-    bootstrap_ci,
+    UnitCounts,
+    bootstrap,
     macro_f1,
     macro_f1_ci,
     per_persona_f1,
@@ -51,9 +52,10 @@ __all__ = [
     "PersonaClassifier",
     "PersonaRows",
     "TextFn",
+    "UnitCounts",
     "agentic_metrics",
     "agentic_summary",
-    "bootstrap_ci",
+    "bootstrap",
     "chat_summary",
     "check_classifier_labels",
     "classifier_labels",

@@ -18,24 +18,19 @@ import anyio
 from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
+from charbench.contracts import ScoreFields
 from charbench.scoring.classifiers import DEFAULT_MAX_LENGTH, PersonaClassifier, get_classifier
 from charbench.scoring.metrics import persona_metrics
 
 PROBS_DECIMALS = 4
 """Probabilities in the score metadata are rounded to this many decimals (for log size)."""
 
-CORE_KEYS = (
-    "gold",
-    "pred",
-    "probs",
-    "labels",
-    "cluster",
-    "classifier",
-    "restrict",
-    "outcome",
-    "agentic",
-)
-"""Score metadata keys written by the scorer; a text function's extras cannot override them."""
+TASK_FIELDS: tuple[str, ...] = ("terminated",)
+""":class:`~charbench.contracts.ScoreFields` fields a task supplies through
+``ClassifiedText.extra`` (suite=dct's ending)."""
+CORE_KEYS: tuple[str, ...] = tuple(k for k in ScoreFields.model_fields if k not in TASK_FIELDS)
+"""Score metadata keys written by the scorer (the other fields of
+:class:`charbench.contracts.ScoreFields`); a text function's extras cannot override them."""
 
 
 @dataclass
@@ -46,10 +41,11 @@ class ClassifiedText:
         text: The text to classify; ``None`` (or blank) when there is nothing to classify,
             which is scored as a miss (value 0, ``pred`` None) and counted.
         outcome: How the sample ended, recorded as ``Score.metadata["outcome"]`` (chat:
-            ``replied`` / ``empty``; agentic: ``emailed`` / ``no_email`` / ``malformed`` /
-            ``turn_limit``).
+            ``replied`` / ``empty``; email tasks: one of
+            :data:`charbench.contracts.EMAIL_OUTCOMES`).
         extra: Task-specific fields merged into the score metadata (agentic: ``turns``,
-            ``tool_calls``, ``stripped``). Keys in :data:`CORE_KEYS` are ignored.
+            ``tool_calls``, ``stripped``; suite=dct: ``terminated``). Keys in :data:`CORE_KEYS`
+            are ignored.
     """
 
     text: str | None
@@ -80,6 +76,24 @@ def _predict(
     candidates = [label for label in labels if label in personas] if restrict else labels
     # max() keeps the first of equal maxima: ties go to the lower label id
     return max(candidates, key=lambda label: probs[label])
+
+
+def _metadata(fields: dict[str, Any], extras: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """The score metadata: the task's extras, then the validated :class:`ScoreFields`."""
+    task_fields = {k: extras[k] for k in TASK_FIELDS if k in extras}
+    return {**extras, **ScoreFields(**fields, **task_fields, **more).model_dump()}
+
+
+def _gold_and_personas(state: TaskState) -> tuple[str, list[str]]:
+    md = state.metadata or {}
+    gold = md.get("persona")
+    personas = md.get("personas")
+    if not isinstance(gold, str) or not personas:
+        raise ValueError(
+            f"sample {state.sample_id!r} needs metadata 'persona' (gold persona) and "
+            f"'personas' (evaluated personas) for persona_scorer; it has {sorted(md)}"
+        )
+    return gold, [str(p) for p in personas]
 
 
 @scorer(metrics=[persona_metrics()])
@@ -115,8 +129,12 @@ def persona_scorer(
         A scorer writing ``value`` (1.0/0.0), ``answer`` (predicted persona, ``""`` when
         there was no text) and metadata ``gold``, ``pred`` (None without text), ``probs``
         (label -> probability over the classifier's labels, 4 decimals; empty without
-        text), ``labels`` (evaluated personas), ``cluster``, ``classifier``, ``restrict``,
-        ``outcome``, ``agentic``, plus the text function's extras.
+        text), ``labels`` (evaluated personas), ``cluster``, ``family`` (the sample's
+        scenario family, None without one), ``classifier``, ``restrict``, ``outcome``,
+        ``agentic``, ``epoch``, ``replicate`` (0; the report numbers replicate runs),
+        ``text`` (the exact text given to the classifier; None without text), the task's
+        ``terminated`` when its text function gives one, plus the text function's extras:
+        the fields of :class:`charbench.contracts.ScoreFields`.
 
     Raises:
         ValueError: (at construction) an empty classifier spec; (when scoring) a sample
@@ -141,30 +159,21 @@ def persona_scorer(
         return loaded[0]
 
     async def score(state: TaskState, target: Target) -> Score:
-        md = state.metadata or {}
-        gold = md.get("persona")
-        personas = md.get("personas")
-        if not isinstance(gold, str) or not personas:
-            raise ValueError(
-                f"sample {state.sample_id!r} needs metadata 'persona' (gold persona) and "
-                f"'personas' (evaluated personas) for persona_scorer; it has "
-                f"{sorted(md)}"
-            )
-        personas = [str(p) for p in personas]
-        cluster = md.get("cluster")
-        cluster = str(cluster) if cluster is not None else f"sample:{state.sample_id}"
-
+        gold, personas = _gold_and_personas(state)
         found = text_fn(state)
         classified: ClassifiedText = await found if inspect.isawaitable(found) else found
         extras = {k: v for k, v in classified.extra.items() if k not in CORE_KEYS}
-        base = {
+        md = state.metadata or {}
+        fields = {
             "gold": gold,
             "labels": personas,
-            "cluster": cluster,
+            "cluster": str(md.get("cluster") or f"sample:{state.sample_id}"),
+            "family": None if md.get("family") is None else str(md["family"]),
             "classifier": spec,
             "restrict": restrict_to_evaluated,
             "outcome": classified.outcome,
             "agentic": agentic,
+            "epoch": int(state.epoch),
         }
         text = classified.text
         if text is None or not text.strip():
@@ -172,9 +181,8 @@ def persona_scorer(
                 value=0.0,
                 answer="",
                 explanation=f"nothing to classify (outcome {classified.outcome})",
-                metadata={**extras, **base, "pred": None, "probs": {}},
+                metadata=_metadata(fields, extras),
             )
-
         clf = await load()
         missing = [p for p in personas if p not in clf.labels]
         if missing:
@@ -184,16 +192,12 @@ def persona_scorer(
             )
         probs = await clf.classify(text)
         pred = _predict(probs, clf.labels, personas, restrict_to_evaluated)
+        rounded = {k: round(v, PROBS_DECIMALS) for k, v in probs.items()}
         return Score(
             value=1.0 if pred == gold else 0.0,
             answer=pred,
             explanation=f"classified as {pred} (p={probs[pred]:.3f}); gold {gold}",
-            metadata={
-                **extras,
-                **base,
-                "pred": pred,
-                "probs": {k: round(v, PROBS_DECIMALS) for k, v in probs.items()},
-            },
+            metadata=_metadata(fields, extras, pred=pred, probs=rounded, text=text),
         )
 
     return score

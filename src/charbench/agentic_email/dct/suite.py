@@ -1,0 +1,255 @@
+"""``agentic_email -T suite=dct``: the study's scenarios as Inspect samples, solver and text.
+
+:func:`load_suite` reads everything (source, harness constants, scenarios) when the task is
+built, before any model loads. :func:`dct_samples` makes one sample per (persona,
+scenario): its input is the scenario's opening turns exactly as the study's loader passed
+them to the chat template (a ``tool`` turn as a user turn ``[TOOL OUTPUT]\\n...``), with the
+persona's description put first in the system prompt only in the prompted condition.
+:func:`dct_solver` is the study's rollout (``agentic``) or its draft reply (``draft``), and
+:func:`dct_text` is what the classifier reads: the first ``email.send`` body as sent, or
+the draft reply after the study's header and preamble stripping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from inspect_ai.dataset import Sample
+from inspect_ai.model import (
+    ChatMessage,
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageUser,
+)
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+
+from charbench._generation import generate_for_persona
+from charbench.agentic_email.dct.formats import (
+    AgenticScenario,
+    DraftScenario,
+    Turn,
+    load_agentic_scenarios,
+    load_draft_scenarios,
+    select_scenarios,
+)
+from charbench.agentic_email.dct.harness import (
+    TOOL_OUTPUT_PREFIX,
+    StudyHarness,
+    load_harness,
+    strip_draft,
+)
+from charbench.agentic_email.dct.rollout import DctEpisode, dct_agent
+from charbench.agentic_email.dct.source import DCT_COMMIT, DctSource, resolve_source
+from charbench.agentic_email.loop import Episode
+from charbench.personas import PERSONA_DESCRIPTIONS
+from charbench.scoring import ClassifiedText
+from charbench.textsafe import sanitize
+
+__all__ = [
+    "DctScaffold",
+    "DctSuite",
+    "dct_samples",
+    "dct_solver",
+    "dct_text",
+    "draft_reply",
+    "load_suite",
+    "opening_messages",
+    "unsafe_characters",
+]
+
+DctScaffold = Literal["agentic", "draft"]
+
+
+@dataclass(frozen=True)
+class DctSuite:
+    """The study's files as loaded for one task.
+
+    Attributes:
+        source: Where they came from (:class:`~.source.DctSource`).
+        harness: The harness constants.
+        scaffold: ``"agentic"`` or ``"draft"``.
+        scenarios: The selected scenarios of that scaffold, in file order.
+    """
+
+    source: DctSource
+    harness: StudyHarness
+    scaffold: DctScaffold
+    scenarios: tuple[AgenticScenario, ...] | tuple[DraftScenario, ...]
+
+    def metadata(self) -> dict[str, Any]:
+        """Eval-metadata fields recording the source (``dct_*``)."""
+        return {
+            "dct_commit": DCT_COMMIT,
+            "dct_origin": self.source.origin,
+            "dct_digest": self.source.digest,
+            "dct_pinned": self.source.pinned,
+        }
+
+
+def load_suite(
+    scaffold: DctScaffold,
+    scenarios: str | Sequence[str] | None,
+    dct_path: str | None,
+) -> DctSuite:
+    """Resolve the source and read the harness and the scaffold's scenarios.
+
+    Raises:
+        DctSourceError: the files cannot be found, downloaded or read (names ``dct_path``).
+        ValueError: an unknown scenario or family.
+    """
+    source = resolve_source(dct_path)
+    harness = load_harness(source.root)
+    if scaffold == "agentic":
+        agentic = select_scenarios(load_agentic_scenarios(source.root), scenarios)
+        return DctSuite(source, harness, scaffold, tuple(agentic))
+    draft = select_scenarios(load_draft_scenarios(source.root), scenarios)
+    return DctSuite(source, harness, scaffold, tuple(draft))
+
+
+def _message(turn: Turn) -> ChatMessage:
+    content = sanitize(turn.content)[0]
+    if turn.role == "system":
+        return ChatMessageSystem(content=content)
+    if turn.role == "assistant":
+        return ChatMessageAssistant(content=content)
+    if turn.role == "tool":
+        return ChatMessageUser(content=TOOL_OUTPUT_PREFIX + content)
+    return ChatMessageUser(content=content)
+
+
+def unsafe_characters(turns: Sequence[Turn]) -> int:
+    """How many characters of the turns :func:`charbench.textsafe.sanitize` replaces (none in
+    the pinned commit's files)."""
+    return sum(sanitize(t.content)[1] for t in turns)
+
+
+def opening_messages(turns: Sequence[Turn], persona: str | None = None) -> list[ChatMessage]:
+    """A scenario's opening turns as Inspect messages (made safe with
+    :func:`charbench.textsafe.sanitize`, a no-op on the pinned commit's files).
+
+    Args:
+        turns: The scenario's turns.
+        persona: The prompted condition: this persona's description is put first in the
+            first system turn (``"{description}\\n\\n{system}"``), or as a system turn of its
+            own when there is none. Default ``None``: the study's turns unchanged.
+    """
+    messages = [_message(t) for t in turns]
+    if persona is None:
+        return messages
+    description = PERSONA_DESCRIPTIONS[persona].strip()
+    for i, message in enumerate(messages):
+        if isinstance(message, ChatMessageSystem):
+            messages[i] = ChatMessageSystem(content=f"{description}\n\n{message.text}")
+            return messages
+    return [ChatMessageSystem(content=description), *messages]
+
+
+def dct_samples(
+    suite: DctSuite, personas: Sequence[str], persona_prompt: bool, cluster_by_family: bool
+) -> list[Sample]:
+    """One sample per (persona, scenario), id ``"{persona}-{scenario id}"``.
+
+    Metadata: ``persona``, ``personas``, ``cluster`` (the scenario id, or its family when
+    ``cluster_by_family``), ``task``, ``scenario``, ``source_id`` (the study's id),
+    ``family``, ``scaffold``, ``suite`` (``dct``), ``persona_prompt``, ``sanitized`` (how
+    many unsafe characters of the scenario's text were replaced; 0 for the pinned files).
+    """
+    samples = []
+    for persona in personas:
+        for scenario in suite.scenarios:
+            samples.append(
+                Sample(
+                    id=f"{persona}-{scenario.id}",
+                    input=opening_messages(scenario.turns, persona if persona_prompt else None),
+                    target=persona,
+                    metadata={
+                        "persona": persona,
+                        "personas": list(personas),
+                        "cluster": scenario.family if cluster_by_family else scenario.id,
+                        "task": "agentic_email",
+                        "scenario": scenario.id,
+                        "source_id": scenario.source_id,
+                        "family": scenario.family,
+                        "scaffold": suite.scaffold,
+                        "suite": "dct",
+                        "persona_prompt": persona_prompt,
+                        "sanitized": unsafe_characters(scenario.turns),
+                    },
+                )
+            )
+    return samples
+
+
+@solver
+def draft_reply(personas: int) -> Solver:
+    """One reply per sample, shared across persona labels as the study's draft script did.
+
+    The study generated the base stage's draft replies once and wrote them under every
+    persona label. So here: when the model under evaluation is not a persona template (a
+    base model, one adapter, an API model), the samples of one prompt share one generation
+    (:func:`charbench._generation.generate_for_persona`, recorded in each sample's
+    ``generation`` metadata); a persona template generates per persona.
+
+    Args:
+        personas: Number of persona labels sharing each prompt.
+    """
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        persona = state.metadata.get("persona")
+        if not isinstance(persona, str):
+            raise ValueError("draft_reply needs sample metadata 'persona' (the gold persona)")
+        await generate_for_persona(state, persona, reuse=True, consumers=personas)
+        state.store_as(Episode).turns = 1
+        return state
+
+    return solve
+
+
+def dct_solver(suite: DctSuite, personas: int) -> Solver:
+    """The study's rollout (agentic) or its draft reply (draft; see :func:`draft_reply`)."""
+    if suite.scaffold == "agentic":
+        by_id = {s.id: s for s in suite.scenarios if isinstance(s, AgenticScenario)}
+        return dct_agent(suite.harness, by_id)
+    return draft_reply(personas)
+
+
+def dct_text(suite: DctSuite, state: TaskState) -> ClassifiedText:
+    """What the classifier reads from a ``suite=dct`` sample.
+
+    - ``agentic``: the first non-blank ``email.send`` body, as sent (outcome ``emailed``),
+      else nothing (``no_email``). Extras: ``terminated`` (``final``, ``max_steps``,
+      ``malformed``; ``""`` if an Inspect limit stopped the sample, flagged
+      ``interrupted``), ``turns``, ``tool_calls``, ``malformed_turns``, ``email_to``,
+      ``stripped`` (always empty: nothing is extracted).
+    - ``draft``: the reply after the study's stripping (``emailed`` if anything is left,
+      else ``no_email``). Extras: ``stripped`` (the removed pieces), ``terminated`` None.
+    """
+    if suite.scaffold == "draft":
+        reply = state.output.completion if state.output is not None else ""
+        body, removed = strip_draft(suite.harness, reply)
+        extra: dict[str, Any] = {
+            "terminated": None,
+            "turns": state.store_as(Episode).turns,
+            "tool_calls": 0,
+            "malformed_turns": 0,
+            "email_to": None,
+            "stripped": removed,
+            "interrupted": False,
+        }
+        outcome = "emailed" if body.strip() else "no_email"
+        return ClassifiedText(text=body if body.strip() else None, outcome=outcome, extra=extra)
+    episode = state.store_as(DctEpisode)
+    extra = {
+        "terminated": episode.terminated,
+        "turns": episode.steps,
+        "tool_calls": episode.tool_calls,
+        "malformed_turns": episode.malformed_turns,
+        "email_to": episode.email_to,
+        "stripped": [],
+        "interrupted": episode.terminated == "",
+    }
+    if episode.email_body is not None:
+        return ClassifiedText(text=episode.email_body, outcome="emailed", extra=extra)
+    return ClassifiedText(text=None, outcome="no_email", extra=extra)
