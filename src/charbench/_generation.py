@@ -39,6 +39,7 @@ from inspect_ai.model import ChatMessage, GenerateConfig, Model, ModelOutput, ge
 from inspect_ai.solver import TaskState
 from inspect_ai.tool import ToolInfo
 
+from charbench._inspect import active_eval_id, active_generate_config, record_model_event
 from charbench.routing import is_persona_template, model_for_persona
 
 T = TypeVar("T")
@@ -68,20 +69,13 @@ def generation_config(config: GenerateConfig | None = None) -> GenerateConfig:
     options (``--temperature``, ``--max-tokens``, ``--seed``, ...); outside an eval it is
     empty. ``config`` (default none) is merged last and wins.
     """
-    from inspect_ai.model._generate_config import active_generate_config
-
     active = active_generate_config()
     return active.merge(config) if config is not None else active
 
 
 def _eval_scope() -> str:
     """Id of the eval the current sample belongs to ("" outside an eval)."""
-    try:
-        from inspect_ai.log._samples import sample_active
-    except ImportError:  # pragma: no cover - internal API moved
-        return ""
-    active = sample_active()
-    return str(active.eval_id) if active is not None else ""
+    return active_eval_id()
 
 
 def generation_key(
@@ -300,6 +294,9 @@ async def generate_for_persona(
         output, producer = await cache.get_or_run(key, run, owner=me, consumers=consumers)
         if producer is not None:
             output = _own_copy(output)
+            # the model call of this sample, taken like a cache hit: without it a killed eval
+            # recovered from Inspect's sample buffer rebuilds this sample with no messages
+            record_model_event(str(model), messages, cfg, output)
             from inspect_ai.log import transcript
 
             transcript().info(

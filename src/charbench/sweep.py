@@ -15,7 +15,6 @@ see docs/sweep.md.
 
 from __future__ import annotations
 
-import contextvars
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from charbench.personas import STAGES, parse_personas, released_base
-from charbench.routing import PERSONA_PLACEHOLDER
+from charbench.routing import PERSONA_PLACEHOLDER, preflight
 
 TASKS: dict[str, tuple[str, dict[str, Any]]] = {
     "chat": ("chat_persona", {}),
@@ -39,6 +38,25 @@ PROVIDERS: tuple[str, ...] = ("hf-lora", "vllm")
 
 VLLM_NAME_TEMPLATE = "{stage}-{persona}"
 """Default served adapter name of a released stage on a vLLM server (``full-sarcasm``)."""
+
+SUITES: tuple[str, ...] = ("charbench", "dct", "both")
+"""``--suite`` values: the scenario suite of the agentic and draft evals (``both``: each)."""
+
+REPRODUCE: dict[str, Any] = {
+    "bases": ["llama", "qwen", "gemma"],
+    "stages": ["base", "distillation", "full"],
+    "tasks": ["chat", "agentic", "draft"],
+    "suite": "dct",
+    "selection": "dct",
+    "n": 300,
+    "seed": 0,
+    "bos": "vllm",
+}
+"""The published grid (``charbench sweep --reproduce``): 3 bases x base/distillation/full x
+chat/agentic/draft on the study's own scaffolds (``suite=dct``) and prompt selection
+(``selection=dct``, 300 prompts), the released classifiers, the 10 default personas, seed 0,
+and ``-M bos=vllm`` on ``hf-lora`` (the study's prompts carried the tokenizer's BOS on top of
+the chat template's, as vLLM tokenises a formatted string)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,8 @@ class SweepConfig:
         classifier: ``-T classifier`` (None: each base's released classifier).
         restrict_to_evaluated: ``-T restrict_to_evaluated``.
         selection: chat prompt selection (default ``heldout``).
+        suite: ``-T suite`` of the agentic and draft evals: ``charbench``, ``dct`` or
+            ``both`` (each); None (default) passes none, so the task's default applies.
         prompts: chat prompts source (None: Pure-Dove).
         suffix: chat suffix (default ``none``).
         log_dir: root log directory (default ``logs``).
@@ -110,6 +130,7 @@ class SweepConfig:
     classifier: str | None = None
     restrict_to_evaluated: bool = False
     selection: str = "heldout"
+    suite: str | None = None
     prompts: str | None = None
     suffix: str = "none"
     log_dir: str = "logs"
@@ -121,6 +142,46 @@ class SweepConfig:
 def _split(spec: str | Sequence[str]) -> list[str]:
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     return [s.strip() for s in items if s and s.strip()]
+
+
+def parse_scenarios(spec: str | Sequence[str] | None) -> list[str] | None:
+    """``--scenarios``: ids or families, comma-separated; None or empty for all."""
+    items = _split(spec) if spec else []
+    return items or None
+
+
+def parse_suite(spec: str | None) -> str | None:
+    """Validate ``--suite`` (None: pass no ``-T suite``)."""
+    if spec is None or spec in SUITES:
+        return spec
+    raise ValueError(f"unknown --suite {spec!r}; valid: {', '.join(SUITES)}")
+
+
+def reproduce_config(**overrides: Any) -> SweepConfig:
+    """The :class:`SweepConfig` of the published grid (see :data:`REPRODUCE`).
+
+    Args:
+        overrides: settings that do not change what is measured (``log_dir``, ``provider``,
+            ``base_url``, ``vllm_name_template``, ``epochs``) and extra ``model_args`` or
+            ``generate`` options (e.g. ``max_connections``), merged over the published ones.
+    """
+    provider = overrides.get("provider", "hf-lora")
+    model_args = dict(overrides.pop("model_args", {}) or {})
+    if provider == "hf-lora":
+        model_args["bos"] = REPRODUCE["bos"]
+    generate = {**dict(overrides.pop("generate", {}) or {}), "seed": REPRODUCE["seed"]}
+    return SweepConfig(
+        bases=parse_bases(REPRODUCE["bases"]),
+        stages=list(REPRODUCE["stages"]),
+        tasks=list(REPRODUCE["tasks"]),
+        personas=parse_personas(None),
+        n=REPRODUCE["n"],
+        selection=REPRODUCE["selection"],
+        suite=REPRODUCE["suite"],
+        model_args=model_args,
+        generate=generate,
+        **overrides,
+    )
 
 
 def parse_bases(spec: str | Sequence[str]) -> list[str]:
@@ -230,6 +291,7 @@ def _validate(cfg: SweepConfig) -> None:
         raise ValueError(f"--n must be at least 1, got {cfg.n}")
     if cfg.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {cfg.epochs}")
+    parse_suite(cfg.suite)
     for stage in cfg.stages:
         if stage == "base":
             continue
@@ -262,11 +324,45 @@ def _validate(cfg: SweepConfig) -> None:
             raise ValueError("--vllm-name-template must contain {persona}")
 
 
+def _suites(cfg: SweepConfig, task: str) -> list[str | None]:
+    if task not in ("agentic", "draft") or cfg.suite is None:
+        return [None]
+    return ["charbench", "dct"] if cfg.suite == "both" else [cfg.suite]
+
+
+def _task_args(
+    cfg: SweepConfig, task: str, condition: str, suite: str | None, n_scen: int | None
+) -> tuple[dict[str, Any], int | None]:
+    """The ``-T`` args of one eval and its samples per epoch (None: not countable offline)."""
+    _, fixed = TASKS[task]
+    args: dict[str, Any] = {**fixed, "personas": list(cfg.personas), "condition": condition}
+    if cfg.classifier is not None:
+        args["classifier"] = cfg.classifier
+    if cfg.restrict_to_evaluated:
+        args["restrict_to_evaluated"] = True
+    if task == "chat":
+        args.update(n=cfg.n, selection=cfg.selection)
+        if cfg.prompts is not None:
+            args["prompts"] = cfg.prompts
+        if cfg.suffix != "none":
+            args["suffix"] = cfg.suffix
+        per_prompt = 9 if cfg.suffix == "all" else 1
+        return args, cfg.n * per_prompt * len(cfg.personas)
+    if suite is not None:
+        args["suite"] = suite
+    if cfg.scenarios:
+        args["scenarios"] = list(cfg.scenarios)
+    if suite == "dct" or n_scen is None:
+        return args, None  # the study's scenarios are read at run time
+    return args, n_scen * len(cfg.personas)
+
+
 def build_grid(cfg: SweepConfig) -> list[SweepEval]:
-    """The evals of the sweep, ordered by base, then condition, then task.
+    """The evals of the sweep, ordered by base, then condition, then task (then suite).
 
     Nothing is loaded: the sample counts come from the task settings (and the packaged
-    scenario files for agentic tasks).
+    scenario files for agentic tasks of charbench's suite; ``suite=dct`` counts are unknown
+    offline). Every task gets ``base`` and ``condition`` explicitly.
 
     Raises:
         ValueError: an invalid combination (see the messages).
@@ -279,31 +375,14 @@ def build_grid(cfg: SweepConfig) -> list[SweepEval]:
         for condition in conditions:
             model, model_args = _model_for(cfg, base, condition)
             for task in cfg.tasks:
-                task_name, fixed = TASKS[task]
-                args: dict[str, Any] = {
-                    **fixed,
-                    "personas": list(cfg.personas),
-                    "condition": condition,
-                }
-                if cfg.classifier is not None:
-                    args["classifier"] = cfg.classifier
-                if cfg.restrict_to_evaluated:
-                    args["restrict_to_evaluated"] = True
-                if task == "chat":
-                    args.update(n=cfg.n, selection=cfg.selection)
-                    if cfg.prompts is not None:
-                        args["prompts"] = cfg.prompts
-                    if cfg.suffix != "none":
-                        args["suffix"] = cfg.suffix
-                    per_prompt = 9 if cfg.suffix == "all" else 1
-                    n_samples: int | None = cfg.n * per_prompt * len(cfg.personas)
-                else:
-                    if cfg.scenarios:
-                        args["scenarios"] = list(cfg.scenarios)
-                    n_samples = None if n_scen is None else n_scen * len(cfg.personas)
-                grid.append(
-                    SweepEval(base, condition, task, model, model_args, task_name, args, n_samples)
-                )
+                for suite in _suites(cfg, task):
+                    args, n_samples = _task_args(cfg, task, condition, suite, n_scen)
+                    grid.append(
+                        SweepEval(
+                            base, condition, task, model, model_args, TASKS[task][0],
+                            {"base": base, **args}, n_samples,
+                        )
+                    )
     return grid
 
 
@@ -352,11 +431,12 @@ def _task_function(task_name: str) -> Callable[..., Any]:
 
 
 def make_task(ev: SweepEval, model: Any, factory: Callable[..., Any] | None = None) -> Any:
-    """Build the eval's Task with ``model`` active (as ``inspect eval`` does).
+    """Build the eval's Task and bind it to ``model``.
 
-    charbench tasks read the active model at construction (for the eval metadata's base
-    and condition and the default classifier), so the task is built in a copied context where
-    ``model`` is the active model, then bound to it with ``task_with``.
+    The task gets the base explicitly (``base=ev.base`` unless ``ev.task_args`` names one)
+    with the entry's ``condition``, so nothing about the model has to be active while it is
+    built; ``task_with`` then binds it to ``model``. Every persona's adapter of a persona
+    template is checked first (:func:`charbench.routing.preflight`), before weights load.
 
     Args:
         ev: the grid entry.
@@ -364,16 +444,11 @@ def make_task(ev: SweepEval, model: Any, factory: Callable[..., Any] | None = No
         factory: task function override (tests); default the charbench task of ``ev``.
     """
     from inspect_ai import task_with
-    from inspect_ai.model._model import active_model_context_var
 
     fn = factory or _task_function(ev.task_name)
-
-    def build() -> Any:
-        active_model_context_var.set(model)
-        return fn(**ev.task_args)
-
-    task = contextvars.copy_context().run(build)
-    return task_with(task, model=model)
+    args = {"base": ev.base, **ev.task_args}
+    preflight(model, parse_personas(args.get("personas")))
+    return task_with(fn(**args), model=model)
 
 
 def run_base(
@@ -383,6 +458,7 @@ def run_base(
     retry_attempts: int = 0,
     task_factory: Callable[[SweepEval], Callable[..., Any]] | None = None,
     display: str | None = None,
+    log_dir_allow_dirty: bool = False,
 ) -> bool:
     """Run the evals of ONE base through a single ``eval_set`` call.
 
@@ -395,6 +471,8 @@ def run_base(
             a failure ends the call; run the sweep again to resume).
         task_factory: returns the task function for an entry (tests); default charbench's.
         display: Inspect display type (default: Inspect's).
+        log_dir_allow_dirty: let the base's log directory hold logs of other settings
+            (``eval_set``'s ``log_dir_allow_dirty``; default false: Inspect refuses them).
 
     Returns:
         True when every eval of the base finished successfully.
@@ -423,6 +501,7 @@ def run_base(
         retry_attempts=retry_attempts,
         epochs=cfg.epochs,
         display=display,  # type: ignore[arg-type]
+        log_dir_allow_dirty=log_dir_allow_dirty,
         **cfg.generate,
     )
     return bool(success)
@@ -434,8 +513,3 @@ def group_by_base(grid: Sequence[SweepEval]) -> list[list[SweepEval]]:
     for ev in grid:
         out.setdefault(ev.base, []).append(ev)
     return list(out.values())
-
-
-def default_personas() -> list[str]:
-    """The 10 default personas (``--personas`` default)."""
-    return parse_personas(None)

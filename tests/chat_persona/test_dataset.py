@@ -25,7 +25,13 @@ from charbench.chat_persona.dataset import (
     select_rows,
 )
 
-from .conftest import EMPTY_CONVERSATION_ROWS, EMPTY_INPUT_ROWS, N_DOVE_ROWS, write_jsonl
+from .conftest import (
+    EMPTY_CONVERSATION_ROWS,
+    EMPTY_INPUT_ROWS,
+    N_DOVE_ROWS,
+    make_dove_rows,
+    write_jsonl,
+)
 
 
 def _first_input(row: dict[str, Any]) -> str:
@@ -70,11 +76,54 @@ def test_oct_takes_first_rows_in_file_order(dove_rows: list[dict[str, Any]]) -> 
     assert got[0].prompt == "dove question 0"
 
 
-def test_heldout_starts_at_row_500_in_file_order(dove_rows: list[dict[str, Any]]) -> None:
-    got = select_rows(_dove_source(dove_rows), "heldout", 5)
+def _heldout_rows(n_rows: int, n: int, empty: frozenset[int]) -> list[int]:
+    order = list(range(500, n_rows))
+    random.Random(0).shuffle(order)
+    return [i for i in order if i not in empty][:n]
+
+
+def test_heldout_is_a_seeded_shuffle_of_the_rows_from_500_on(
+    dove_rows: list[dict[str, Any]],
+) -> None:
+    got = select_rows(_dove_source(dove_rows), "heldout", 50)
     assert HELDOUT_START == 500
-    assert [r.row for r in got] == [500, 502, 503, 504, 505]
-    assert [r.prompt_id for r in got][:2] == ["dove-00500", "dove-00502"]
+    want = _heldout_rows(N_DOVE_ROWS, 50, EMPTY_CONVERSATION_ROWS | EMPTY_INPUT_ROWS)
+    assert [r.row for r in got] == want
+    assert all(r.row >= 500 for r in got)
+    assert [r.row for r in got] != sorted(r.row for r in got)  # not a block in file order
+    assert max(r.row for r in got) > 500 + 100
+    assert got[0].prompt_id == f"dove-{got[0].row:05d}"
+    assert [r.row for r in select_rows(_dove_source(dove_rows), "heldout", 50)] == want
+
+
+def test_heldout_on_a_file_shorter_than_500_rows_says_what_to_use(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "short.jsonl", make_dove_rows(120))
+    with pytest.raises(ValueError) as err:
+        select_rows(read_prompts_file(path), "heldout", 10)
+    msg = str(err.value)
+    assert "selection=dct" in msg and "selection=oct" in msg and "more than 500 rows" in msg
+    assert "n=0" not in msg
+    assert len(select_rows(read_prompts_file(path), "oct", 10)) == 10
+
+
+def test_whitespace_only_prompt_is_rejected_with_its_row(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "ws.jsonl", [{"prompt": "ok?"}, {"prompt": " \n\t "}])
+    with pytest.raises(ValueError, match=r"ws.jsonl, row 1: the prompt is empty or whitespace"):
+        read_prompts_file(path)
+    dove = write_jsonl(tmp_path / "dove.jsonl", [{"conversation": [{"input": "  \n"}]}])
+    assert read_prompts_file(dove).texts == ("",)  # a blank Pure-Dove input is skipped
+
+
+def test_unsafe_characters_are_replaced_and_counted_on_load(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "lone \\ud800 x"}\n{"prompt": "nul\\u0000 and \\u0001"}\n'
+                    '{"prompt": "fine"}\n', encoding="utf-8")
+    src = read_prompts_file(path)
+    assert src.texts == ("lone \ufffd x", "nul\ufffd and \ufffd", "fine")
+    rows = select_rows(src, "oct", 3)
+    assert [r.sanitized for r in rows] == [1, 2, 0]
+    for text in src.texts:
+        text.encode("utf-8")  # encodable: the log writer can write it
 
 
 def test_heldout_n_larger_than_available_names_the_count(dove_rows: list[dict[str, Any]]) -> None:
@@ -119,18 +168,19 @@ def test_jsonl_of_pure_dove_rows(dove_file: Path) -> None:
     assert src.pure_dove and src.id_prefix == "dove" and len(src.texts) == N_DOVE_ROWS
     assert src.texts[0] == "dove question 0" and src.texts[3] == "" and src.texts[5] == ""
     # a local copy of Pure-Dove gets the same selections as the Hub copy
-    assert [r.row for r in select_rows(src, "heldout", 2)] == [500, 502]
+    want = _heldout_rows(N_DOVE_ROWS, 2, EMPTY_CONVERSATION_ROWS | EMPTY_INPUT_ROWS)
+    assert [r.row for r in select_rows(src, "heldout", 2)] == want
 
 
 def test_json_array_of_plain_rows(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
-    path.write_text(json.dumps([{"prompt": "a?"}, {"prompt": ""}, {"prompt": "c?", "x": 1}]))
+    path.write_text(json.dumps([{"prompt": "a?"}, {"prompt": "b?"}, {"prompt": "c?", "x": 1}]))
     src = read_prompts_file(path)
-    assert not src.pure_dove and src.texts == ("a?", "", "c?")
+    assert not src.pure_dove and src.texts == ("a?", "b?", "c?")
     rows = select_rows(src, "heldout", 2)
     assert [(r.row, r.prompt, r.prompt_id) for r in rows] == [
         (0, "a?", "prompt-00000"),
-        (2, "c?", "prompt-00002"),
+        (1, "b?", "prompt-00001"),
     ]
 
 
@@ -232,12 +282,13 @@ def _run_offline(cache: Path) -> dict[str, Any]:
 def test_pure_dove_loads_from_offline_hf_cache(tmp_path: Path, dove_rows: list[dict[str, Any]]) -> None:
     _install_fake_pure_dove(tmp_path / "hub", dove_rows)
     out = _run_offline(tmp_path / "hub")
+    want = _heldout_rows(N_DOVE_ROWS, 3, EMPTY_CONVERSATION_ROWS | EMPTY_INPUT_ROWS)
     assert out == {
         "name": "pure-dove",
         "n": N_DOVE_ROWS,
-        "rows": [500, 502, 503],
-        "first": "dove question 500",
-        "ids": ["dove-00500", "dove-00502", "dove-00503"],
+        "rows": want,
+        "first": f"dove question {want[0]}",
+        "ids": [f"dove-{r:05d}" for r in want],
     }
 
     # with an empty cache the error says how to run offline

@@ -214,3 +214,47 @@ def test_registry_task_records_base_and_condition(tmp_path: Path, tiny_clf: Path
     meta = log.eval.metadata["charbench"]  # type: ignore[index]
     assert meta["base"] == "model" and meta["condition"] == "mockllm/model"
     assert meta["classifier"] == str(tiny_clf)
+
+
+def test_explicit_base_wins_over_the_model_and_picks_its_classifier(
+    tmp_path: Path, tiny_clf: Path
+) -> None:
+    task = chat_persona(personas="humor", prompts="builtin", n=1, classifier=str(tiny_clf),
+                        base="org/my-base", condition="mine")
+    meta = task.metadata["charbench"]  # type: ignore[index]
+    assert (meta["base"], meta["condition"]) == ("org/my-base", "mine")
+    from charbench._subject import eval_subject
+
+    released = eval_subject("Qwen/Qwen2.5-7B-Instruct", None, None)  # no model is active
+    assert released.classifier == "maius/qwen-2.5-7b-it-pt-classifier"
+    assert released.base == "Qwen/Qwen2.5-7B-Instruct"
+    with pytest.raises(ValueError, match="no released persona classifier is known for base"):
+        chat_persona(personas="humor", prompts="builtin", n=1, base="org/my-base")
+    with pytest.raises(ValueError, match="-T base must be a non-empty string"):
+        chat_persona(personas="humor", prompts="builtin", n=1, base="  ")
+
+
+def test_unsafe_prompts_reach_the_log_and_read_back(tmp_path: Path, tiny_clf: Path) -> None:
+    from inspect_ai.log import read_eval_log
+
+    prompts = tmp_path / "hostile.jsonl"
+    prompts.write_text(
+        '{"prompt": "lone \\ud800 x"}\n{"prompt": "nul\\u0000 byte \\u0007"}\n{"prompt": "fine"}\n',
+        encoding="utf-8",
+    )
+    rec = Recorder()
+    log = _run(
+        chat_persona(personas=PERSONAS[:2], prompts=str(prompts), n=3, classifier=str(tiny_clf),
+                     reuse_generations=False),
+        _model(rec), tmp_path / "logs",
+    )
+    back = read_eval_log(log.location)
+    assert back.status == "success"
+    samples = back.samples or []
+    assert len(samples) == 6 and all(s.error is None for s in samples)
+    by_row = {s.metadata["row"]: s for s in samples}
+    assert {r: s.metadata["sanitized"] for r, s in by_row.items()} == {0: 1, 1: 2, 2: 0}
+    assert by_row[0].input[-1].text == "lone \ufffd x"  # type: ignore[index, union-attr]
+    assert all(s.output.completion for s in samples)
+    sent = {c["user"] for c in rec.calls}
+    assert sent == {"lone \ufffd x", "nul\ufffd byte \ufffd", "fine"}

@@ -35,6 +35,7 @@ def test_samples_ids_and_metadata(tiny_clf: Path) -> None:
         "selection": "heldout",
         "suffix": "none",
         "persona_prompt": False,
+        "sanitized": 0,
     }
     assert isinstance(s.input, list) and len(s.input) == 1  # no system prompt
     assert isinstance(s.input[0], ChatMessageUser)

@@ -145,8 +145,12 @@ def test_eval_killed_mid_run_resumes_without_loss_or_regeneration(
     after = read_calls(calls)[len(before):]
     regenerated = finished & {c["sample"] for c in after}
     assert not regenerated, f"finished samples generated again: {sorted(regenerated)}"
-    # every unfinished sample was generated in the resumed run, once
-    assert sorted(c["sample"] for c in after) == sorted(set(ids) - finished)
+    # the resumed run generated each sample at most once, only samples not in the log file;
+    # a sample that finished after the last write to the file is recovered from Inspect's
+    # sample buffer instead of generated again, so every sample was generated in one run
+    again = [c["sample"] for c in after]
+    assert len(again) == len(set(again)) and set(again) <= set(ids) - finished
+    assert set(ids) <= {c["sample"] for c in before} | set(again)
 
     # 4. same outputs, scores and metrics as the uninterrupted run
     assert _by_sample(resumed) == _by_sample(ref)
@@ -239,3 +243,89 @@ def test_sweep_killed_mid_run_resumes_reusing_finished_work(
     KILLS_SURVIVED.append("sweep")
     print(json.dumps({"kill": "sweep", "evals_finished_before_kill": len(finished),
                       "samples_reused_from_partial_evals": reused, "samples_lost": 0}))
+
+
+# ------------------------------------------------------- shared generations across a kill
+
+SHARED_PERSONAS = ["sarcasm", "humor", "poeticism"]
+SHARED_N = 10
+SWEEP_CHILD = """
+import json, sys
+import reliab_support  # registers reliab/<name>
+from charbench import sweep
+args = json.loads(sys.argv[1])
+cfg = sweep.SweepConfig(bases=["org/tiny"], stages=[], tasks=["chat"],
+                        personas=args["personas"], log_dir=args["log_dir"],
+                        generate={"seed": 0, "max_connections": 2, "log_buffer": 1000})
+grid = []
+for condition, model in (("base", "reliab/plain"), ("mine", "reliab/{persona}")):
+    task_args = {"base": "org/tiny", "personas": args["personas"], "condition": condition,
+                 "prompts": "builtin", "n": args["n"], "classifier": args["clf"],
+                 "restrict_to_evaluated": True}
+    grid.append(sweep.SweepEval("org/tiny", condition, "chat", model,
+                                {"calls_file": args["calls"], "sleep": args["sleep"]},
+                                "chat_persona", task_args, None))
+sys.exit(0 if sweep.run_base(grid, cfg, display="none") else 1)
+"""
+
+
+def _transcripts(log_dir: Path) -> dict[tuple[str, str], Any]:
+    """(condition, sample id) -> (messages as (role, text), output text) of every sample."""
+    out = {}
+    for info in list_eval_logs(str(log_dir), recursive=True):
+        log = read_eval_log(info)
+        if log.status != "success":
+            continue
+        cond = log.eval.metadata["charbench"]["condition"] if log.eval.metadata else "?"
+        for s in log.samples or []:
+            out[(cond, str(s.id))] = (
+                [(m.role, m.text) for m in s.messages], s.output.completion,
+                (s.metadata.get("generation") or {}).get("reused"),
+            )
+    return out
+
+
+def _sweep_child(tmp: Path, clf: Path, log_dir: Path, sleep: float) -> list[str]:
+    args = {"personas": SHARED_PERSONAS, "n": SHARED_N, "clf": str(clf), "log_dir": str(log_dir),
+            "calls": str(tmp / "calls.jsonl"), "sleep": sleep}
+    return [PYTHON, "-c", SWEEP_CHILD, json.dumps(args)]
+
+
+def test_killed_sweep_keeps_the_transcripts_of_shared_generations(
+    tiny_clf: Path, tmp_path: Path
+) -> None:
+    """A sample that took a generation shared by another sample (``generation.reused``) and had
+    finished before ``kill -9`` is recovered by the rerun from Inspect's sample buffer; its
+    messages and output must be those of an uninterrupted run, not empty."""
+    env = subprocess_env()
+    (tmp_path / "ref").mkdir()
+    _run(_sweep_child(tmp_path / "ref", tiny_clf, tmp_path / "ref" / "logs", 0.0), env)
+    ref = _transcripts(tmp_path / "ref" / "logs")
+    n = 2 * SHARED_N * len(SHARED_PERSONAS)
+    assert len(ref) == n and any(r[2] for r in ref.values())
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    argv = _sweep_child(killed, tiny_clf, killed / "logs", 0.3)
+    console = killed / "console.txt"
+    with console.open("wb") as sink:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        # every sample is held in the sample buffer (log_buffer=1000): kill once a third of
+        # the base condition's prompts were generated (each shared by all its personas)
+        while len(read_calls(killed / "calls.jsonl")) < SHARED_N // 3 + 1:
+            assert proc.poll() is None, console.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the sweep made no progress"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            _sigkill(proc)
+    _run(argv, env)
+    got = _transcripts(killed / "logs")
+    assert set(got) == set(ref)
+    empty = sorted(k for k, v in got.items() if not v[0] or not v[1])
+    assert not empty, f"samples recovered with no transcript: {empty}"
+    for key, (messages, completion, _) in ref.items():
+        assert got[key][:2] == (messages, completion), key

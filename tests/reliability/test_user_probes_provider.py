@@ -190,8 +190,8 @@ def test_tasks_run_the_preflight_at_task_start(broken_repo: Path, tiny_llama: Pa
     chat_task = importlib.import_module("charbench.chat_persona.task")
     _no_base_loads(monkeypatch)
     template = _template(tiny_llama, f"{broken_repo}/{{persona}}")
-    monkeypatch.setattr(chat_task, "_active_model", lambda: template)
-    monkeypatch.setattr(agentic_task, "active_model", lambda: template)
+    # the model `inspect eval` makes active while it builds a task (charbench._subject)
+    monkeypatch.setattr("charbench._subject.active_model", lambda: template)
     with pytest.raises(HFLoraError) as err:
         chat_task.chat_persona(personas="sarcasm,humor", prompts="builtin", n=2,
                                classifier=str(tiny_clf))
@@ -199,6 +199,21 @@ def test_tasks_run_the_preflight_at_task_start(broken_repo: Path, tiny_llama: Pa
     with pytest.raises(HFLoraError) as err:
         agentic_task.agentic_email(personas="sarcasm,humor", scenarios="budget_overreach",
                                    classifier=str(tiny_clf))
+    assert _first_line(err).startswith("hf-lora: persona 'humor': adapter")
+
+
+def test_sweep_runs_the_preflight_before_building_a_task(
+        broken_repo: Path, tiny_llama: Path, tiny_clf: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from charbench import sweep
+
+    _no_base_loads(monkeypatch)
+    template = _template(tiny_llama, f"{broken_repo}/{{persona}}")
+    ev = sweep.SweepEval(str(tiny_llama), "mine", "chat", str(template), {}, "chat_persona",
+                         {"personas": ["sarcasm", "humor"], "prompts": "builtin", "n": 2,
+                          "classifier": str(tiny_clf), "condition": "mine"}, 4)
+    with pytest.raises(HFLoraError) as err:
+        sweep.make_task(ev, template)
     assert _first_line(err).startswith("hf-lora: persona 'humor': adapter")
 
 

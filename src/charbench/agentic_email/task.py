@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig, Model
-from inspect_ai.model._model import active_model
+from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Solver, TaskState
 from inspect_ai.tool import Tool
 
+from charbench._subject import eval_subject
 from charbench.agentic_email.dct.source import DctSourceError
 from charbench.agentic_email.dct.suite import dct_samples, dct_solver, dct_text, load_suite
 from charbench.agentic_email.extract import extract_body
@@ -35,14 +35,13 @@ from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.personas import parse_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
-from charbench.routing import base_model_name, condition_name, preflight
+from charbench.routing import preflight
 from charbench.scoring import (
     ClassifiedText,
     TextFn,
     agentic_metrics,
     check_classifier_labels,
     persona_scorer,
-    resolve_classifier,
 )
 
 __all__ = ["FORCED_LABELS", "RESAMPLES", "SUITES", "TASK_LABELS", "agentic_email", "email_text"]
@@ -316,6 +315,7 @@ def agentic_email(
     restrict_to_evaluated: bool = False,
     resample: Literal["family", "cluster", "row"] | None = None,
     condition: str | None = None,
+    base: str | None = None,
     temperature: float = 0.7,
     top_p: float = 0.95,
     max_tokens: int = 512,
@@ -374,6 +374,9 @@ def agentic_email(
             ``suite=dct``. The unit is the samples' ``cluster`` metadata.
         condition: Label of the condition in the eval metadata (default ``None``: the
             model's stage, adapter or name).
+        base: Base model (Hub id or path) recorded in the eval metadata and used to pick
+            the released classifier (default None: the base of the model under evaluation;
+            ``charbench sweep`` always passes it).
         temperature: Sampling temperature (default 0.7); ``--temperature`` overrides.
         top_p: Nucleus sampling (default 0.95); ``--top-p`` overrides.
         max_tokens: New tokens per model turn (default 512); ``--max-tokens`` overrides.
@@ -416,10 +419,10 @@ def agentic_email(
             max_malformed, tool_choice, text_tool_calls,
         )
 
-    model: Model | None = active_model()
+    subject = eval_subject(base, condition, classifier)
     # every persona's adapter resolved and checked before any weights load
-    preflight(model, persona_list)
-    spec = resolve_classifier(classifier, model)
+    preflight(subject.model, persona_list)
+    spec = subject.classifier
     check_classifier_labels(spec, persona_list)
     label = TASK_LABELS[scaffold] if suite == "dct" else FORCED_LABELS.get(
         tool_choice, TASK_LABELS[scaffold]
@@ -427,8 +430,8 @@ def agentic_email(
     metadata: dict[str, Any] = {
         "task": label,
         "suite": suite,
-        "base": base_model_name(model) if model is not None else None,
-        "condition": condition or (condition_name(model) if model is not None else None),
+        "base": subject.base,
+        "condition": subject.condition,
         "classifier": spec,
         "restrict": restrict_to_evaluated,
         "personas": persona_list,

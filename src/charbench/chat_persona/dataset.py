@@ -19,10 +19,18 @@ Selections (:func:`select_rows`) pick the rows to use:
   a non-empty first input.)
 - ``oct``: the first ``n`` rows with a non-empty prompt, in file order (OCT used the first
   500 rows of Pure-Dove).
-- ``heldout`` (default): rows the released classifiers never saw: from row
-  :data:`HELDOUT_START` (500) on, in file order, non-empty. For sources that are not
-  Pure-Dove (plain prompt files, builtin) every row is held out, so ``heldout`` starts at
-  row 0 and equals ``oct``.
+- ``heldout`` (default): rows the released classifiers never saw: the rows from
+  :data:`HELDOUT_START` (500) on, shuffled with ``random.Random(HELDOUT_SEED)`` (a fixed,
+  documented seed, 0), first ``n`` non-empty ones; a shuffle so that ``n`` prompts are a
+  sample of the held-out rows, not one contiguous block of the file. For sources that are
+  not Pure-Dove (plain prompt files, builtin) every row is held out and ``heldout`` equals
+  ``oct`` (file order; the file's author chose the rows).
+
+Text entering the eval is made safe on load (:func:`charbench.textsafe.sanitize`: lone
+surrogates, NUL and other control characters become U+FFFD); each row's count of replaced
+characters is kept (:attr:`PromptRow.sanitized`, the samples' ``sanitized`` metadata). A
+plain ``{"prompt": ...}`` row that is empty or whitespace only is an error naming the row; a
+Pure-Dove row whose first input is empty or whitespace only is skipped by every selection.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+from charbench.textsafe import sanitize
 
 Selection = Literal["dct", "oct", "heldout"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
@@ -53,6 +63,9 @@ responses to rows 0-499."""
 DCT_SEED = 0
 """Seed of ``random.Random`` in the ``dct`` selection."""
 
+HELDOUT_SEED = 0
+"""Seed of ``random.Random`` that shuffles the held-out Pure-Dove rows (``heldout``)."""
+
 BUILTIN = "builtin"
 """Value of ``prompts`` that selects the everyday prompts shipped with charbench."""
 
@@ -72,12 +85,19 @@ class PromptSource:
             rows with ``conversation``); then ``heldout`` starts at row 500.
         id_prefix: Prefix of prompt ids: ``dove`` for Pure-Dove rows, ``builtin`` for the
             builtin set, ``prompt`` for a plain local file.
+        sanitized: characters replaced in each row's text on load (see
+            :func:`charbench.textsafe.sanitize`); empty when none were.
     """
 
     name: str
     texts: tuple[str, ...]
     pure_dove: bool
     id_prefix: str
+    sanitized: tuple[int, ...] = ()
+
+    def replaced(self, row: int) -> int:
+        """Characters of ``row`` replaced on load (0 when none)."""
+        return self.sanitized[row] if row < len(self.sanitized) else 0
 
     def prompt_id(self, row: int) -> str:
         """Stable id of ``row``: ``dove-00042``, ``builtin-00007``, ``prompt-00003``."""
@@ -94,6 +114,8 @@ class PromptRow:
     """The prompt text."""
     prompt_id: str
     """Stable id (see :meth:`PromptSource.prompt_id`); the bootstrap cluster of its samples."""
+    sanitized: int = 0
+    """Characters of the prompt replaced on load (``metadata["sanitized"]`` of its samples)."""
 
 
 def _row_text(row: Any, where: str) -> tuple[str, bool]:
@@ -119,11 +141,17 @@ def _row_text(row: Any, where: str) -> tuple[str, bool]:
                 f"{where}: the first turn of 'conversation' must be an object with a string "
                 "'input'"
             )
-        return str(first.get("input") or ""), True
+        text = str(first.get("input") or "")
+        return (text if text.strip() else ""), True
     if "prompt" in row:
         prompt = row["prompt"]
         if not isinstance(prompt, str):
             raise ValueError(f"{where}: 'prompt' must be a string, got {type(prompt).__name__}")
+        if not prompt.strip():
+            raise ValueError(
+                f"{where}: the prompt is empty or whitespace only; remove the row or give it "
+                "a prompt"
+            )
         return prompt, False
     raise ValueError(
         f"{where}: a row needs 'conversation' (Pure-Dove) or 'prompt'; it has keys "
@@ -187,6 +215,20 @@ def parse_prompt_rows(text: str, name: str) -> tuple[list[str], bool]:
     return texts, kinds.pop()
 
 
+def make_source(name: str, texts: list[str], pure_dove: bool, id_prefix: str) -> PromptSource:
+    """A :class:`PromptSource` of ``texts``, each made safe (:func:`charbench.textsafe.sanitize`)."""
+    safe: list[str] = []
+    counts: list[int] = []
+    for text in texts:
+        clean, n = sanitize(text)
+        safe.append(clean)
+        counts.append(n)
+    return PromptSource(
+        name=name, texts=tuple(safe), pure_dove=pure_dove, id_prefix=id_prefix,
+        sanitized=tuple(counts) if any(counts) else (),
+    )
+
+
 def read_prompts_file(path: str | Path) -> PromptSource:
     """Load a local prompts file (JSON or JSONL; see :func:`parse_prompt_rows`).
 
@@ -205,10 +247,7 @@ def read_prompts_file(path: str | Path) -> PromptSource:
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"cannot read prompts file {str(path)!r}: {e}") from e
     texts, is_dove = parse_prompt_rows(text, str(path))
-    return PromptSource(
-        name=str(path), texts=tuple(texts), pure_dove=is_dove,
-        id_prefix="dove" if is_dove else "prompt",
-    )
+    return make_source(str(path), texts, is_dove, "dove" if is_dove else "prompt")
 
 
 def builtin_prompts() -> PromptSource:
@@ -216,7 +255,7 @@ def builtin_prompts() -> PromptSource:
     data = resources.files("charbench.chat_persona").joinpath("data/everyday_prompts.jsonl")
     texts, is_dove = parse_prompt_rows(data.read_text(encoding="utf-8"), BUILTIN)
     assert not is_dove
-    return PromptSource(name=BUILTIN, texts=tuple(texts), pure_dove=False, id_prefix=BUILTIN)
+    return make_source(BUILTIN, texts, False, BUILTIN)
 
 
 def load_pure_dove(revision: str = PURE_DOVE_REVISION, cache_dir: str | None = None) -> PromptSource:
@@ -252,7 +291,7 @@ def load_pure_dove(revision: str = PURE_DOVE_REVISION, cache_dir: str | None = N
     texts, is_dove = parse_prompt_rows(Path(path).read_text(encoding="utf-8"), PURE_DOVE_REPO)
     if not is_dove:
         raise ValueError(f"{PURE_DOVE_REPO}/{PURE_DOVE_FILENAME} does not hold Pure-Dove rows")
-    return PromptSource(name="pure-dove", texts=tuple(texts), pure_dove=True, id_prefix="dove")
+    return make_source("pure-dove", texts, True, "dove")
 
 
 def load_prompt_source(prompts: str | None) -> PromptSource:
@@ -291,6 +330,37 @@ def validate_selection(selection: str) -> Selection:
     return key  # type: ignore[return-value]
 
 
+def _order(source: PromptSource, sel: Selection) -> tuple[list[int], str]:
+    """Row indices in selection order, and what they are (for the error message)."""
+    rows = list(range(len(source.texts)))
+    if sel == "dct":
+        random.Random(DCT_SEED).shuffle(rows)
+    elif sel == "heldout" and source.pure_dove:
+        rows = rows[HELDOUT_START:]
+        random.Random(HELDOUT_SEED).shuffle(rows)
+        return rows, f"non-empty rows from row {HELDOUT_START} on (held out from the classifier's training)"
+    return rows, "non-empty rows"
+
+
+def _too_few(source: PromptSource, sel: Selection, n: int, found: int, what: str) -> ValueError:
+    if sel == "heldout" and source.pure_dove and found == 0:
+        return ValueError(
+            f"selection 'heldout' uses the Pure-Dove rows from row {HELDOUT_START} on (the "
+            f"released classifiers saw rows 0-{HELDOUT_START - 1}), but {source.name} has "
+            f"{len(source.texts)} rows: use -T selection=dct or -T selection=oct, or a prompts "
+            f"file with more than {HELDOUT_START} rows"
+        )
+    if found == 0:
+        return ValueError(f"{source.name} has no {what} for selection {sel!r}")
+    advice = f"use -T n={found} or fewer, or another prompts source"
+    if sel == "heldout" and source.pure_dove:
+        advice += " (or -T selection=dct or oct, which also use rows 0-499)"
+    return ValueError(
+        f"n={n} is larger than the prompts available: {source.name} has {found} {what} for "
+        f"selection {sel!r}; {advice}"
+    )
+
+
 def select_rows(source: PromptSource, selection: str, n: int) -> list[PromptRow]:
     """Pick ``n`` prompts of ``source`` by ``selection`` (rules in the module docstring).
 
@@ -300,39 +370,22 @@ def select_rows(source: PromptSource, selection: str, n: int) -> list[PromptRow]
         n: Number of prompts, at least 1.
 
     Returns:
-        The selected rows, in selection order (shuffled order for ``dct``).
+        The selected rows, in selection order (shuffled order for ``dct`` and for
+        ``heldout`` of Pure-Dove rows).
 
     Raises:
         ValueError: an unknown selection, ``n < 1``, or fewer than ``n`` usable rows (the
-            message says how many there are).
+            message says how many there are and what to do instead).
     """
     sel = validate_selection(selection)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
-    texts = source.texts
-    if sel == "dct":
-        order = list(range(len(texts)))
-        random.Random(DCT_SEED).shuffle(order)
-        what = "non-empty rows"
-    elif sel == "oct":
-        order = list(range(len(texts)))
-        what = "non-empty rows"
-    else:
-        start = HELDOUT_START if source.pure_dove else 0
-        order = list(range(start, len(texts)))
-        what = (
-            f"non-empty rows from row {start} on (held out from the classifier's training)"
-            if source.pure_dove
-            else "non-empty rows"
-        )
+    order, what = _order(source, sel)
     chosen: list[PromptRow] = []
     for i in order:
-        if texts[i]:
-            chosen.append(PromptRow(row=i, prompt=texts[i], prompt_id=source.prompt_id(i)))
+        text = source.texts[i]
+        if text:
+            chosen.append(PromptRow(i, text, source.prompt_id(i), source.replaced(i)))
             if len(chosen) == n:
                 return chosen
-    raise ValueError(
-        f"n={n} is larger than the prompts available: {source.name} has {len(chosen)} "
-        f"{what} for selection {sel!r}; use -T n={len(chosen)} or fewer"
-        + (", or another prompts source" if chosen else "")
-    )
+    raise _too_few(source, sel, n, len(chosen), what)

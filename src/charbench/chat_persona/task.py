@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig, Model
+from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from charbench import routing
 from charbench._generation import generate_for_persona
+from charbench._subject import eval_subject
 from charbench.chat_persona.dataset import (
     PromptRow,
     PromptSource,
@@ -22,6 +22,7 @@ from charbench.chat_persona.dataset import (
 from charbench.chat_persona.prompts import build_messages, resolve_suffixes
 from charbench.personas import parse_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
+from charbench.routing import preflight
 
 TASK_NAME = "chat_persona"
 RESAMPLES: tuple[str, ...] = ("cluster", "row")
@@ -45,8 +46,9 @@ def build_samples(
 
     Metadata follows docs/architecture.md: ``persona`` (gold), ``personas`` (evaluated, in
     label order), ``cluster`` (the prompt id: every persona and suffix of one prompt is one
-    bootstrap unit), ``task``, ``prompt_id``, ``row``, ``selection``, ``suffix`` and
-    ``persona_prompt``. The target is the persona.
+    bootstrap unit), ``task``, ``prompt_id``, ``row``, ``selection``, ``suffix``,
+    ``persona_prompt`` and ``sanitized`` (characters of the prompt replaced on load, see
+    :mod:`charbench.textsafe`). The target is the persona.
     """
     samples: list[Sample] = []
     for r in rows:
@@ -69,6 +71,7 @@ def build_samples(
                             "selection": selection,
                             "suffix": sfx,
                             "persona_prompt": persona_prompt,
+                            "sanitized": r.sanitized,
                         },
                     )
                 )
@@ -119,13 +122,6 @@ def _check_number(
         raise ValueError(f"{name} must be {bound}; got {value!r}")
 
 
-def _active_model() -> Model | None:
-    """The model under evaluation when the task is built inside an eval, else None."""
-    from inspect_ai.model._model import active_model
-
-    return active_model()
-
-
 def _selection_label(source: PromptSource, selection: str) -> str:
     return selection if source.pure_dove and source.name == "pure-dove" else (
         f"{source.name}:{selection}"
@@ -145,6 +141,7 @@ def chat_persona(
     reuse_generations: bool = True,
     resample: Literal["cluster", "row"] = "cluster",
     condition: str | None = None,
+    base: str | None = None,
     temperature: float = 0.7,
     top_p: float = 0.95,
     max_tokens: int = 512,
@@ -162,7 +159,7 @@ def chat_persona(
         personas: Personas to evaluate: a list, a comma-separated string, ``"all"`` (all
             11), or None/``"default"`` (default: the 10 without misalignment).
         selection: Which prompts: ``"heldout"`` (default; Pure-Dove rows from 500 on, which
-            the released classifiers never saw), ``"dct"`` (the seeded shuffle behind the
+            the released classifiers never saw, shuffled with the fixed seed 0), ``"dct"`` (the seeded shuffle behind the
             published numbers: ``random.Random(0).shuffle`` of all row indices, first ``n``
             rows with a non-empty first input) or ``"oct"`` (first rows in file order). For a
             plain prompts file or ``builtin`` every row counts as held out.
@@ -195,6 +192,9 @@ def chat_persona(
             (default; a prompt with all its personas' and suffixes' samples) or ``"row"``.
         condition: Label of the condition for ``charbench report`` (default None: the
             stage or adapter of an ``hf-lora`` model, else the model name).
+        base: Base model (Hub id or path) recorded in the eval metadata and used to pick
+            the released classifier (default None: the base of the model under evaluation;
+            ``charbench sweep`` always passes it).
         temperature: Sampling temperature (default 0.7; ``--temperature`` overrides).
         top_p: Nucleus sampling mass (default 0.95; ``--top-p`` overrides).
         max_tokens: Maximum new tokens per reply (default 512; ``--max-tokens`` overrides).
@@ -226,8 +226,6 @@ def chat_persona(
     _check_number("temperature", temperature, low=0.0)
     _check_number("top_p", top_p, low=0.0, high=1.0)
     _check_number("max_tokens", max_tokens, low=1, integer=True)
-    if condition is not None and not isinstance(condition, str):
-        raise ValueError(f"condition must be a string; got {condition!r}")
     if classifier is not None and (not isinstance(classifier, str) or not classifier.strip()):
         raise ValueError(
             f"classifier must be a Hub id, a local path or 'zeroshot'; got {classifier!r}"
@@ -242,13 +240,12 @@ def chat_persona(
         check_classifier_labels,
         persona_metrics,
         persona_scorer,
-        resolve_classifier,
     )
 
-    model = _active_model()
+    subject = eval_subject(base, condition, classifier)
     # every persona's adapter resolved and checked before any weights load
-    routing.preflight(model, persona_list)
-    spec = resolve_classifier(classifier, model)
+    preflight(subject.model, persona_list)
+    spec = subject.classifier
     check_classifier_labels(spec, persona_list)
 
     samples = build_samples(
@@ -257,10 +254,8 @@ def chat_persona(
     metadata = {
         "charbench": {
             "task": "chat",
-            "base": routing.base_model_name(model) if model is not None else None,
-            "condition": condition
-            if condition is not None
-            else (routing.condition_name(model) if model is not None else None),
+            "base": subject.base,
+            "condition": subject.condition,
             "classifier": spec,
             "restrict": restrict_to_evaluated,
             "personas": persona_list,

@@ -83,13 +83,10 @@ from inspect_ai.model import (
     ModelUsage,
     set_model_info,
 )
-from inspect_ai.model._model_info import (
-    MODEL_INFO_LOOKUP_API_KEY,
-    _get_custom_model_info,
-)
 from inspect_ai.tool import ToolChoice, ToolFunction, ToolInfo
 
 from charbench import toolcalls as tool_protocol
+from charbench._inspect import MODEL_INFO_LOOKUP_API_KEY, custom_model_info
 from charbench.provider.chat import RAW_COMPLETION_KEY, ChatRenderer, load_chat_template
 from charbench.provider.errors import HFLoraError
 from charbench.provider.options import (
@@ -167,7 +164,7 @@ class HFLoraAPI(ModelAPI):
         self._adapter_parts = plan_adapters(self.options, model_name, self.options.persona)
 
         key = f"hf-lora/{model_name}"
-        if _get_custom_model_info(key) is None:
+        if custom_model_info(key) is None:
             set_model_info(key, ModelInfo(organization="local", model=model_name))
 
         self._base: Any = None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from inspect_ai._util.error import PrerequisiteError
 from rich.markup import escape
+
+from charbench._inspect import PrerequisiteError
 
 
 class HFLoraError(PrerequisiteError, ValueError):
