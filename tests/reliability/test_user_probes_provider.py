@@ -326,9 +326,15 @@ def test_readme_max_batch_size_default_matches_the_code() -> None:
     assert stated and set(stated) == {str(DEFAULT_MAX_BATCH_SIZE)}
 
 
-def test_cli_prints_a_message_with_brackets_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_a_message_with_brackets_as_text(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Inspect's CLI prints a PrerequisiteError with rich; brackets must not become markup."""
+    import rich
     from inspect_ai._util.error import exception_hook
+
+    # an earlier eval with display="none" leaves rich's global console quiet: start afresh
+    monkeypatch.setattr(rich, "_console", None)
 
     message = "hf-lora: -M adapter='x' : try org/name[/subfolder] or [bold]a path[/bold]"
     err = HFLoraError(message)
