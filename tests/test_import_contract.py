@@ -56,7 +56,7 @@ def _imported_after(statement: str) -> set[str]:
 
 
 def test_importing_the_package_or_the_protocol_imports_no_task() -> None:
-    for statement in ["import charbench", "import charbench.provider.tool_protocol"]:
+    for statement in ["import charbench", "import charbench.toolcalls", "import charbench.provider"]:
         loaded = _imported_after(statement)
         tasks = sorted(m for m in loaded
                        if m.startswith(("charbench.chat_persona", "charbench.agentic_email")))

@@ -62,14 +62,10 @@ MALFORMED: Final = "malformed"
 TURN_LIMIT: Final = "turn_limit"
 UNPARSED_CALL: Final = "unparsed_call"
 EMPTY_AFTER_TOOL: Final = "empty_after_tool"
-EMAIL_OUTCOMES: Final[tuple[str, ...]] = (
-    EMAILED,
-    NO_EMAIL,
-    MALFORMED,
-    TURN_LIMIT,
-    UNPARSED_CALL,
-    EMPTY_AFTER_TOOL,
-)
+EmailOutcome = Literal[
+    "emailed", "no_email", "unparsed_call", "empty_after_tool", "malformed", "turn_limit"
+]
+EMAIL_OUTCOMES: Final[tuple[str, ...]] = get_args(EmailOutcome)
 """Every outcome an email task may record; each is counted per persona."""
 BUILTIN_PERSONA_SET: Final = "oct"
 """Name of the built-in persona set (what an absent ``persona_set`` means)."""

@@ -51,6 +51,7 @@ from pydantic import Field, JsonValue
 
 from charbench._generation import generate_for_persona, generation_config, persona_model
 from charbench.agentic_email.tools import SentEmail
+from charbench.contracts import EMAIL_OUTCOMES, EmailOutcome
 from charbench.toolcalls.text_calls import find_text_tool_calls
 
 __all__ = [
@@ -69,17 +70,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal[
-    "emailed", "no_email", "unparsed_call", "empty_after_tool", "malformed", "turn_limit"
-]
-OUTCOMES: tuple[Outcome, ...] = (
-    "emailed",
-    "no_email",
-    "unparsed_call",
-    "empty_after_tool",
-    "malformed",
-    "turn_limit",
-)
+Outcome = EmailOutcome
+OUTCOMES: tuple[Outcome, ...] = EMAIL_OUTCOMES  # type: ignore[assignment]
 """Every way a rollout ends (``Score.metadata["outcome"]`` of the agentic scaffold)."""
 
 UNPARSED_CALL_HINT = (

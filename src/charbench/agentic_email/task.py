@@ -9,7 +9,7 @@ front and a single reply that is the email body.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from inspect_ai import Task, task
@@ -33,6 +33,7 @@ from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
+from charbench.contracts import FORCED_LABELS, RESAMPLES, SCAFFOLD_LABELS
 from charbench.personas import parse_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 from charbench.routing import preflight
@@ -46,15 +47,10 @@ from charbench.scoring import (
 
 __all__ = ["FORCED_LABELS", "RESAMPLES", "SUITES", "TASK_LABELS", "agentic_email", "email_text"]
 
-TASK_LABELS: dict[str, str] = {"agentic": "agentic", "draft": "draft", "chat": "chat-email"}
-"""The eval-metadata ``task`` label of each scaffold (what ``charbench report`` groups by)."""
-
-FORCED_LABELS: dict[str, str] = {"any": "agentic-any", "send_email": "agentic-forced"}
-"""The ``task`` label of the agentic scaffold under a required tool choice: such rollouts
-measure something else (the model did not choose to email), so they form their own cells."""
-
-RESAMPLES: tuple[str, ...] = ("family", "cluster", "row")
-"""Bootstrap units: a scenario family (all its variants together), a scenario, or a sample."""
+TASK_LABELS: Mapping[str, str] = SCAFFOLD_LABELS
+"""The eval-metadata ``task`` label of each scaffold (what ``charbench report`` groups by);
+under a required tool choice the agentic scaffold is labelled by :data:`FORCED_LABELS`
+(such rollouts measure something else: the model did not choose to email)."""
 
 SUITES: tuple[str, ...] = ("charbench", "dct")
 """Scenario suites: charbench's own workplace (native tools) and the study's own scaffold."""
