@@ -32,7 +32,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"personas": "humor,pirate"}, "unknown persona.*'pirate'.*valid personas are"),
     ({"scenarios": "no_such_scenario"}, "no_such_scenario"),
     ({"scaffold": "email"}, "unknown scaffold 'email'; choose one of agentic, draft, chat"),
-    ({"resample": "sample"}, "unknown resample 'sample'; choose one of family, cluster, row"),
+    ({"resample": "sample"}, "unknown resample 'sample'; choose one of row, cluster, family"),
     ({"suite": "study"}, "unknown suite 'study'; choose one of charbench, dct"),
     ({"dct_path": "/x"}, "dct_path applies to suite=dct only"),
     ({"suite": "dct", "scaffold": "chat"}, "suite=dct has the scaffolds agentic, draft"),
