@@ -57,7 +57,10 @@ def _reference(base: Path, adapter: Path | None, prompt: str, max_new: int) -> s
     gen = out[0, ids["input_ids"].shape[1]:].tolist()
     if tok.eos_token_id in gen:
         gen = gen[: gen.index(tok.eos_token_id)]
-    return str(tok.decode(gen, skip_special_tokens=False))
+    from charbench.textsafe import sanitize
+
+    # decoded as vLLM returns it, then made safe as every completion entering an eval
+    return sanitize(str(tok.decode(gen, skip_special_tokens=True)))[0]
 
 
 def _prompt_of(model: Model, prompt: str) -> str:

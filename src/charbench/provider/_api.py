@@ -44,8 +44,14 @@ the arguments. The prefill is part of the logged completion; the ``ModelCall`` r
 records the tool choice, the prefill and the guided fields.
 
 Inspect's ``GenerateConfig`` supplies temperature, top_p, top_k, max_tokens (default
-2048), stop_seqs and seed. A seed seeds torch before each sampled batch; since a batch's
-random stream is shared by its rows, sampled outputs depend on batch composition.
+2048), stop_seqs and seed. Every knob is explicit: the model's ``generation_config.json``
+never fills one in (no top-k unless ``--top-k``, repetition penalty 1.0 unless ``-M
+repetition_penalty=``). Each sampled request draws from its own generator, seeded from
+``--seed`` and the request (sample, epoch, adapter, prompt, attempt), so outputs do not
+depend on what shares a batch and a retried turn is a new draw
+(:mod:`charbench.provider.sampling`). The completion is decoded without special tokens and
+sanitized; the ``ModelCall`` response keeps ``raw_completion`` (special tokens kept),
+``sanitized`` (characters replaced) and ``seed`` (the row's sampling seed).
 """
 
 from __future__ import annotations
@@ -414,6 +420,9 @@ class HFLoraAPI(ModelAPI):
             },
             response={
                 "completion": text,
+                "raw_completion": result.raw_text,
+                "sanitized": result.sanitized,
+                "seed": result.seed,
                 "input_tokens": result.input_tokens,
                 "output_tokens": result.output_tokens,
                 "stop_reason": result.stop_reason,

@@ -3,26 +3,31 @@
 :func:`get_shared_base` returns the :class:`SharedBase` for a (path, revision, dtype,
 device, trust_remote_code) key, loading it on first use. Every ``hf-lora`` model instance
 on that base (one per adapter or persona) submits its requests to the base's single worker
-thread. Whenever the worker is free it takes *everything* queued, groups requests with
-identical generation settings, and runs one left-padded ``generate`` of up to
-``max_batch_size`` rows, mixing adapters per row through peft's ``adapter_names``
-(``"__base__"`` for the bare base). There is no waiting period: a lone request (an agent
-turn) starts immediately.
+thread (a :class:`charbench._batcher.MicroBatcher`). Whenever the worker is free it takes
+*everything* queued, groups requests with identical generation settings, and runs one
+left-padded ``generate`` of up to ``max_batch_size`` rows, mixing adapters per row through
+peft's ``adapter_names`` (``"__base__"`` for the bare base). There is no waiting period: a
+lone request (an agent turn) starts immediately.
+
+Per batch (:mod:`charbench.provider.batchgen`): each row is encoded on its own, so a row
+the tokenizer rejects fails alone; a batch whose ``generate`` raises is rerun row by row,
+so only the failing row's caller gets the error. Sampling knobs are explicit and each row
+samples from its own seeded generator (:mod:`charbench.provider.sampling`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import os
-import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from charbench._batcher import MicroBatcher, Pending
+from charbench.provider import batchgen
 from charbench.provider.adapters import (
     AdapterInfo,
     check_base_name,
@@ -36,8 +41,16 @@ from charbench.provider.adapters import (
     split_key,
     verify_loaded,
 )
+from charbench.provider.batchgen import RowError
 from charbench.provider.errors import HFLoraError
 from charbench.provider.resolve import resolve_adapter
+from charbench.provider.sampling import (
+    SeedBook,
+    active_sample_key,
+    neutral_generation_config,
+    prompt_digest,
+    request_seed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +60,13 @@ BASE_ADAPTER = "__base__"
 
 @dataclass(frozen=True)
 class GenSettings:
-    """Generation settings; requests are batched together only when these are equal."""
+    """Generation settings; requests are batched together only when these are equal.
+
+    Every knob is explicit (see :mod:`charbench.provider.sampling`): the model's
+    ``generation_config.json`` never fills one in. ``top_k`` None (or 0) means no top-k,
+    ``top_p`` None means no nucleus cut, ``repetition_penalty`` None means 1.0, and
+    ``temperature`` None with sampling means 1.0 (vLLM's default).
+    """
 
     max_new_tokens: int
     do_sample: bool
@@ -57,27 +76,46 @@ class GenSettings:
     repetition_penalty: float | None = None
     seed: int | None = None
     stop_seqs: tuple[str, ...] = ()
+    add_special_tokens: bool = False
+    """Tokenize the rendered prompt with the tokenizer's special tokens added (``-M
+    bos=vllm``: the study's vLLM did, doubling BOS for Llama and Gemma)."""
+
+    def effective_temperature(self) -> float | None:
+        """The sampling temperature, or None for greedy decoding."""
+        if not self.do_sample:
+            return None
+        t = 1.0 if self.temperature is None else float(self.temperature)
+        return t if t > 0 else None
+
+    def effective_repetition_penalty(self) -> float:
+        """The repetition penalty passed to ``generate`` (1.0: none)."""
+        return 1.0 if self.repetition_penalty is None else float(self.repetition_penalty)
 
     def generate_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``model.generate`` (sampling knobs only when sampling)."""
-        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-        if self.do_sample:
-            if self.temperature is not None:
-                kw["temperature"] = self.temperature
-            if self.top_p is not None:
-                kw["top_p"] = self.top_p
-            if self.top_k is not None:
-                kw["top_k"] = self.top_k
-        else:
-            kw.update(temperature=None, top_p=None, top_k=None)
-        if self.repetition_penalty is not None:
-            kw["repetition_penalty"] = self.repetition_penalty
+        """The effective knobs, for the logged request (what the engine applies)."""
+        temperature = self.effective_temperature()
+        kw: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": temperature is not None,
+            "repetition_penalty": self.effective_repetition_penalty(),
+            "add_special_tokens": self.add_special_tokens,
+        }
+        if temperature is not None:
+            kw.update(temperature=temperature, top_p=self.top_p or 1.0,
+                      top_k=self.top_k or 0)
         return kw
 
 
 @dataclass
 class GenResult:
-    """One row's result."""
+    """One row's result.
+
+    ``text`` is decoded without special tokens and sanitized (:mod:`charbench.textsafe`);
+    ``raw_text`` is the same completion with special tokens kept and nothing replaced (None
+    when not known, e.g. a result assembled by the caller); ``sanitized`` counts the
+    characters :func:`~charbench.textsafe.sanitize` replaced in ``text``; ``seed`` is the
+    row's own sampling seed (None when greedy).
+    """
 
     text: str
     input_tokens: int
@@ -85,6 +123,9 @@ class GenResult:
     stop_reason: str  # "stop" | "max_tokens"
     time: float
     batch_size: int
+    raw_text: str | None = None
+    sanitized: int = 0
+    seed: int | None = None
 
 
 BATCH_LENGTH_RATIO = 2.0
@@ -101,15 +142,14 @@ def _batchable(head: _Request, other: _Request) -> bool:
     return max(a, b) / min(a, b) <= BATCH_LENGTH_RATIO
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Request:
     prompt: str
     adapter: str
     settings: GenSettings
     max_batch_size: int
-    future: concurrent.futures.Future[GenResult] = field(
-        default_factory=concurrent.futures.Future
-    )
+    seed: int | None = None
+    """This row's sampling seed (:func:`~charbench.provider.sampling.request_seed`)."""
 
 
 def default_device() -> str:
@@ -198,16 +238,16 @@ class SharedBase:
             elif isinstance(value, list | tuple):
                 eos.update(int(v) for v in value)
         self.eos_ids: frozenset[int] = frozenset(eos)
+        # the model's own sampling defaults never apply: every knob is explicit
+        self.original_generation_config: Any = self.model.generation_config
+        self.model.generation_config = neutral_generation_config(self.model.generation_config)
         self.modules: set[str] = {n for n, _ in self.model.named_modules() if n}
         self.adapters: dict[str, AdapterInfo] = {}
         self._by_key: dict[tuple[str, ...], str] = {}
         self.lock = threading.RLock()
-        # items are lists of requests: one list per event-loop tick (see submit_async)
-        self._queue: queue.Queue[list[_Request]] = queue.Queue()
-        self._tick_buffers: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
-        self._worker: threading.Thread | None = None
-        # separate from `lock` (held during generate): submit() must never wait for a batch
-        self._worker_lock = threading.Lock()
+        self._intake: MicroBatcher[_Request, GenResult] = MicroBatcher(
+            self._serve_round, f"hf-lora-worker:{name}")
+        self._seeds = SeedBook()
         # the Rust tokenizer must not be used from two threads at once ("Already borrowed")
         self.tokenizer_lock = threading.RLock()
         self.batches_run = 0
@@ -351,173 +391,161 @@ class SharedBase:
 
     def submit(self, prompt: str, adapter: str, settings: GenSettings,
                max_batch_size: int) -> concurrent.futures.Future[GenResult]:
-        """Queue one generation request; the worker batches it with whatever is queued."""
-        req = self._request(prompt, adapter, settings, max_batch_size)
-        self._start_worker()
-        self._queue.put([req])
-        return req.future
+        """Queue one generation request; the worker batches it with whatever is queued.
+
+        A sampled request gets its own seed here (:func:`request_seed` of the settings'
+        seed and the request's key: the active Inspect sample and epoch, the adapter, a
+        hash of the prompt and how often this exact request was made before).
+        """
+        return self._intake.submit(self._request(prompt, adapter, settings, max_batch_size))
 
     def submit_async(self, prompt: str, adapter: str, settings: GenSettings,
                      max_batch_size: int) -> concurrent.futures.Future[GenResult]:
         """Like :meth:`submit`, from a running asyncio loop, coalescing one loop tick.
 
         Requests submitted by coroutines that run in the same event-loop iteration (Inspect
-        starting many samples at once) reach the worker together, as one list, at the end of
-        that iteration (``loop.call_soon``). This costs no waiting time, but keeps an idle
-        worker from starting a batch of one while the rest of a burst is still being
-        rendered.
+        starting many samples at once) reach the worker together (see
+        :meth:`charbench._batcher.MicroBatcher.submit_in_loop`).
         """
         req = self._request(prompt, adapter, settings, max_batch_size)
-        loop = asyncio.get_running_loop()
-        buffer = self._tick_buffers.get(loop)
-        if buffer is None:
-            buffer = self._tick_buffers[loop] = []
-            loop.call_soon(self._flush_tick, loop)
-        buffer.append(req)
-        return req.future
+        return self._intake.submit_in_loop(req)
 
-    def _flush_tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._tick_buffers.pop(loop, [])
-        if batch:
-            self._start_worker()
-            self._queue.put(batch)
+    def close(self) -> None:
+        """Stop this base's worker (queued requests are served first; later ones fail)."""
+        self._intake.close()
 
     def _request(self, prompt: str, adapter: str, settings: GenSettings,
                  max_batch_size: int) -> _Request:
         if adapter != BASE_ADAPTER and adapter not in self.adapters:
             raise HFLoraError(f"hf-lora: adapter {adapter!r} is not loaded on {self.name}.")
+        seed = None
+        if settings.effective_temperature() is not None:
+            key = f"{active_sample_key()}|{adapter}|{prompt_digest(prompt)}"
+            seed = request_seed(settings.seed, f"{key}|{self._seeds.attempt(key)}")
         return _Request(prompt=prompt, adapter=adapter, settings=settings,
-                        max_batch_size=max(1, int(max_batch_size)))
+                        max_batch_size=max(1, int(max_batch_size)), seed=seed)
 
-    def _start_worker(self) -> None:
-        with self._worker_lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(
-                    target=self._loop, name=f"hf-lora-worker:{self.name}", daemon=True
-                )
-                self._worker.start()
+    def _serve_round(self, pending: list[Pending[_Request, GenResult]]
+                     ) -> list[Pending[_Request, GenResult]]:
+        """Serve the oldest request and what may share its batch; keep the rest."""
+        head = pending[0].item  # the oldest request is always served: no starvation
+        batch = [e for e in pending if _batchable(head, e.item)][: head.max_batch_size]
+        taken = {id(e) for e in batch}
+        self._serve_batch(batch)
+        return [e for e in pending if id(e) not in taken]
 
-    def _loop(self) -> None:
-        pending: list[_Request] = []
-        while True:
-            if not pending:
-                pending.extend(self._queue.get())
-            while True:
+    def _serve_batch(self, batch: list[Pending[_Request, GenResult]]) -> None:
+        """Run one batch; a failure reaches only the rows it belongs to.
+
+        Rows that cannot be encoded fail alone (:func:`batchgen.encode_rows`). If the
+        batched ``generate`` itself raises, each row is run again on its own so that only
+        the row that fails gets the error.
+        """
+        try:
+            results = self._generate(batch)
+        except Exception as err:
+            if len(batch) == 1:
+                batch[0].fail(err)
+                return
+            logger.warning("hf-lora: a batch of %d failed (%s); running its rows one by one",
+                           len(batch), err)
+            for entry in batch:
                 try:
-                    pending.extend(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            head = pending[0]  # the oldest request is always served: no starvation
-            batch = [r for r in pending if _batchable(head, r)][: head.max_batch_size]
-            taken = {id(r) for r in batch}
-            pending = [r for r in pending if id(r) not in taken]
-            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            try:
-                results = self.generate_batch(
-                    [r.prompt for r in batch], [r.adapter for r in batch], head.settings
-                )
-            except BaseException as err:  # deliver every failure to its callers
-                for r in batch:
-                    r.future.set_exception(err)
-                continue
-            for r, res in zip(batch, results, strict=True):
-                r.future.set_result(res)
+                    [result] = self._generate([entry])
+                except Exception as row_err:
+                    entry.fail(row_err)
+                    continue
+                _deliver(entry, result)
+            return
+        for entry, result in zip(batch, results, strict=True):
+            _deliver(entry, result)
 
-    def generate_batch(self, prompts: list[str], adapters: list[str],
-                       settings: GenSettings) -> list[GenResult]:
+    def _generate(self, batch: list[Pending[_Request, GenResult]]
+                  ) -> list[GenResult | Exception]:
+        reqs = [e.item for e in batch]
+        args: list[Any] = [[r.prompt for r in reqs], [r.adapter for r in reqs], reqs[0].settings]
+        if reqs[0].seed is not None:
+            args.append([r.seed for r in reqs])
+        return list(self.generate_batch(*args))
+
+    def generate_batch(self, prompts: list[str], adapters: list[str], settings: GenSettings,
+                       seeds: list[int] | None = None) -> list[GenResult | Exception]:
         """Run one left-padded ``generate`` over ``prompts`` (synchronously).
 
         Args:
-            prompts: rendered prompts (tokenized without adding special tokens: the chat
-                template already wrote BOS where the model wants it).
+            prompts: rendered prompts (tokenized without special tokens unless
+                ``settings.add_special_tokens``: the chat template already wrote BOS).
             adapters: per-row adapter names (``"__base__"`` for none).
             settings: shared generation settings.
+            seeds: per-row sampling seeds (required when sampling; default: from
+                ``settings.seed`` and the row index).
 
         Returns:
-            Per-row results with each row's own (unpadded) token counts.
+            Per-row results with each row's own (unpadded) token counts, or the row's own
+            exception (:class:`~charbench.provider.batchgen.RowError`) where it alone
+            failed (e.g. a prompt the tokenizer rejects).
         """
         import torch
 
         start = time.monotonic()
+        pad_id = int(self.tokenizer.pad_token_id)
         with self.tokenizer_lock:
-            enc = self.tokenizer(
-                prompts,
-                add_special_tokens=False,
-                padding=True,
-                padding_side="left",
-                return_tensors="pt",
-            ).to(self.device)
-        kwargs = settings.generate_kwargs()
-        kwargs["pad_token_id"] = self.tokenizer.pad_token_id
-        if self.eos_ids:
-            kwargs["eos_token_id"] = sorted(self.eos_ids)
-        if settings.stop_seqs:
-            kwargs["stop_strings"] = list(settings.stop_seqs)
-            kwargs["tokenizer"] = self.tokenizer
+            enc, errors = batchgen.encode_rows(self.tokenizer, prompts,
+                                               settings.add_special_tokens, pad_id, self.device)
+        missing = RowError("hf-lora: this row was not generated")
+        out: list[GenResult | Exception] = [errors.get(i, missing) for i in range(len(prompts))]
+        if enc is None:
+            return out
+        row_seeds = None
+        if settings.effective_temperature() is not None:
+            row_seeds = [seeds[i] if seeds else request_seed(settings.seed, f"row{i}")
+                         for i in enc.rows]
+        kwargs = batchgen.generate_kwargs(settings, row_seeds, self.device, pad_id,
+                                          self.eos_ids, self.tokenizer)
         with self.lock, torch.inference_mode():
-            if settings.do_sample and settings.seed is not None:
-                torch.manual_seed(settings.seed)
-            uniform = len(set(adapters)) == 1
-            if self.peft is not None and uniform and adapters[0] == BASE_ADAPTER:
-                # one adapter for every row: the plain (faster) forward, adapters disabled
-                with self.peft.disable_adapter():
-                    out = self.peft.generate(
-                        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                        **kwargs,
-                    )
-            elif self.peft is not None and uniform:
-                self.peft.base_model.set_adapter(adapters[0], inference_mode=True)
-                out = self.peft.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs,
-                )
-            elif self.peft is not None:
-                out = self.peft.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                    adapter_names=list(adapters), **kwargs,
-                )
-            else:
-                if any(a != BASE_ADAPTER for a in adapters):
-                    raise HFLoraError("hf-lora: no adapters are loaded on this base.")
-                out = self.model.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs,
-                )
+            gen = self._run_generate(enc, [adapters[i] for i in enc.rows], kwargs)
         elapsed = time.monotonic() - start
         self.batches_run += 1
-        self.rows_run += len(prompts)
-        prompt_len = enc["input_ids"].shape[1]
-        lengths = enc["attention_mask"].sum(dim=1).tolist()
-        results = []
+        self.rows_run += len(enc.rows)
+        width = enc.input_ids.shape[1]
         with self.tokenizer_lock:
-            for i in range(len(prompts)):
-                gen = out[i, prompt_len:].tolist()
-                results.append(self._finish_row(gen, int(lengths[i]), settings, elapsed,
-                                                len(prompts)))
-        return results
+            for j, i in enumerate(enc.rows):
+                res = self._finish_row(gen[j, width:].tolist(), enc.lengths[j], settings,
+                                       elapsed, len(enc.rows))
+                res.seed = row_seeds[j] if row_seeds else None
+                out[i] = res
+        return out
+
+    def _run_generate(self, enc: batchgen.Encoded, adapters: list[str],
+                      kwargs: dict[str, Any]) -> Any:
+        """One ``generate`` call, mixing adapters per row (call with ``self.lock``)."""
+        inputs = {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}
+        uniform = len(set(adapters)) == 1
+        if self.peft is None:
+            if any(a != BASE_ADAPTER for a in adapters):
+                raise HFLoraError("hf-lora: no adapters are loaded on this base.")
+            return self.model.generate(**inputs, **kwargs)
+        if uniform and adapters[0] == BASE_ADAPTER:
+            # one adapter for every row: the plain (faster) forward, adapters disabled
+            with self.peft.disable_adapter():
+                return self.peft.generate(**inputs, **kwargs)
+        if uniform:
+            self.peft.base_model.set_adapter(adapters[0], inference_mode=True)
+            return self.peft.generate(**inputs, **kwargs)
+        return self.peft.generate(**inputs, adapter_names=list(adapters), **kwargs)
 
     def _finish_row(self, gen: list[int], n_in: int, settings: GenSettings,
                     elapsed: float, batch_size: int) -> GenResult:
-        n_out = len(gen)
-        stop_reason = "max_tokens"
-        body = gen
-        for j, tok in enumerate(gen):
-            if tok in self.eos_ids:
-                n_out, body, stop_reason = j + 1, gen[:j], "stop"
-                break
-        text = self.tokenizer.decode(body, skip_special_tokens=False)
-        if settings.stop_seqs:
-            cut = min((text.find(s) for s in settings.stop_seqs if s in text), default=-1)
-            if cut >= 0:
-                text = text[:cut]
-                stop_reason = "stop"
-                for k in range(1, len(body) + 1):
-                    piece = self.tokenizer.decode(body[:k], skip_special_tokens=False)
-                    if any(s in piece for s in settings.stop_seqs):
-                        n_out = k
-                        break
-        return GenResult(text=text, input_tokens=n_in, output_tokens=n_out,
-                         stop_reason=stop_reason, time=elapsed, batch_size=batch_size)
+        """See :func:`charbench.provider.batchgen.finish_row`."""
+        return batchgen.finish_row(self.tokenizer, self.eos_ids, gen, n_in, settings,
+                                   elapsed, batch_size)
+
+
+def _deliver(entry: Pending[_Request, GenResult], result: GenResult | Exception) -> None:
+    if isinstance(result, Exception):
+        entry.fail(result)
+    else:
+        entry.resolve(result)
 
 
 def _base_load_message(name: str, err: Exception) -> str:
@@ -574,8 +602,3 @@ def get_shared_base(
             _BASES[key] = base
         return base
 
-
-def loaded_bases() -> list[SharedBase]:
-    """All bases loaded in this process (for diagnostics and tests)."""
-    with _BASES_LOCK:
-        return list(_BASES.values())
