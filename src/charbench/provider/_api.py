@@ -26,6 +26,9 @@ Model args (``-M``), all optional:
 - ``tool_protocol``: ``json`` (default) or ``native``.
 - ``max_batch_size``: rows per ``generate`` (default 32; also the default max connections).
 - ``allow_pickle``: accept pickle-only adapters (default False).
+- ``kv_cache_mb``: prefix KV cache budget in MiB (default 2048; 0 turns reuse off): a
+  prompt that extends an earlier one on the same adapter computes only its new tokens
+  (:mod:`charbench.provider.kvcache`). Set by the first model that loads the base.
 
 Concurrency: unless ``--max-connections`` is given, Inspect applies adaptive concurrency
 (starting at 20 concurrent calls), which caps how many requests can meet in one batch. For
@@ -90,6 +93,7 @@ if TYPE_CHECKING:
     from charbench.provider.engine import GenResult, GenSettings
 
 DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_KV_CACHE_MB = 2048  # equal to charbench.provider.engine.DEFAULT_KV_CACHE_MB
 DEFAULT_MAX_NEW_TOKENS = 2048
 
 GUIDED_STOP = "\n```"
@@ -110,6 +114,7 @@ KNOWN_ARGS = (
     "tool_protocol",
     "max_batch_size",
     "allow_pickle",
+    "kv_cache_mb",
 )
 
 
@@ -195,6 +200,15 @@ class HFLoraAPI(ModelAPI):
             raise HFLoraError(f"hf-lora: -M max_batch_size={mbs!r} must be an integer.") from err
         if self.max_batch_size < 1:
             raise HFLoraError("hf-lora: -M max_batch_size must be at least 1.")
+        kv = model_args.get("kv_cache_mb", DEFAULT_KV_CACHE_MB)
+        try:
+            self.kv_cache_mb = float(kv)
+        except (TypeError, ValueError) as err:
+            raise HFLoraError(
+                f"hf-lora: -M kv_cache_mb={kv!r} must be a number of MiB (0 turns reuse off)."
+            ) from err
+        if self.kv_cache_mb < 0:
+            raise HFLoraError("hf-lora: -M kv_cache_mb must be 0 or more.")
         self._chat_template = load_chat_template(
             _as_str("chat_template", model_args.get("chat_template"))
         )
@@ -276,6 +290,7 @@ class HFLoraAPI(ModelAPI):
             device=self.device,
             trust_remote_code=self.trust_remote_code,
             token=self.api_key,
+            kv_cache_mb=self.kv_cache_mb,
         )
         self._renderer = ChatRenderer(self._base.tokenizer, self._chat_template,
                                       self._base.family)
@@ -401,6 +416,7 @@ class HFLoraAPI(ModelAPI):
                 input_tokens=result.input_tokens,
                 output_tokens=result.output_tokens,
                 total_tokens=result.input_tokens + result.output_tokens,
+                input_tokens_cache_read=result.cached_tokens or None,
             ),
             time=result.time,
         )
@@ -423,6 +439,7 @@ class HFLoraAPI(ModelAPI):
                 "raw_completion": result.raw_text,
                 "sanitized": result.sanitized,
                 "seed": result.seed,
+                "cached_tokens": result.cached_tokens,
                 "input_tokens": result.input_tokens,
                 "output_tokens": result.output_tokens,
                 "stop_reason": result.stop_reason,

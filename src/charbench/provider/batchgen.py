@@ -34,26 +34,20 @@ class RowError(Exception):
 
 @dataclass(frozen=True)
 class Encoded:
-    """Left-padded input tensors for the rows that encoded, and where each came from."""
+    """Token ids of the rows that encoded, and where each came from."""
 
-    input_ids: Any
-    attention_mask: Any
+    ids: list[list[int]]
     rows: list[int]
-    """Original row index of each tensor row."""
-    lengths: list[int]
-    """Unpadded prompt length of each tensor row."""
+    """Original row index of each encoded row."""
 
 
-def encode_rows(tokenizer: Any, prompts: list[str], add_special_tokens: bool, pad_id: int,
-                device: str) -> tuple[Encoded | None, dict[int, RowError]]:
-    """Tokenize each prompt alone and left-pad the ones that encoded.
+def encode_rows(tokenizer: Any, prompts: list[str], add_special_tokens: bool
+                ) -> tuple[Encoded, dict[int, RowError]]:
+    """Tokenize each prompt alone.
 
     Returns:
-        ``(encoded, errors)``: ``encoded`` is None when no row encoded; ``errors`` maps a
-        row index to the error that row alone gets.
+        ``(encoded, errors)``: ``errors`` maps a row index to the error that row alone gets.
     """
-    import torch
-
     ids: list[list[int]] = []
     rows: list[int] = []
     errors: dict[int, RowError] = {}
@@ -68,15 +62,7 @@ def encode_rows(tokenizer: Any, prompts: list[str], add_special_tokens: bool, pa
             continue
         ids.append(row)
         rows.append(i)
-    if not ids:
-        return None, errors
-    width = max(len(r) for r in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for j, row in enumerate(ids):
-        input_ids[j, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[j, width - len(row):] = 1
-    return Encoded(input_ids.to(device), mask.to(device), rows, [len(r) for r in ids]), errors
+    return Encoded(ids, rows), errors
 
 
 def generate_kwargs(settings: GenSettings, seeds: list[int] | None, device: str,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from charbench._batcher import MicroBatcher, Pending
-from charbench.provider import batchgen
+from charbench.provider import batchgen, kvcache
 from charbench.provider.adapters import (
     AdapterInfo,
     check_base_name,
@@ -53,6 +53,9 @@ from charbench.provider.sampling import (
 )
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_KV_CACHE_MB = 2048
+"""Default prefix KV cache budget (MiB) of a shared base."""
 
 BASE_ADAPTER = "__base__"
 """peft's per-row name for 'no adapter'."""
@@ -114,7 +117,8 @@ class GenResult:
     ``raw_text`` is the same completion with special tokens kept and nothing replaced (None
     when not known, e.g. a result assembled by the caller); ``sanitized`` counts the
     characters :func:`~charbench.textsafe.sanitize` replaced in ``text``; ``seed`` is the
-    row's own sampling seed (None when greedy).
+    row's own sampling seed (None when greedy); ``cached_tokens`` the prompt tokens reused
+    from :mod:`charbench.provider.kvcache` instead of computed.
     """
 
     text: str
@@ -126,6 +130,8 @@ class GenResult:
     raw_text: str | None = None
     sanitized: int = 0
     seed: int | None = None
+    cached_tokens: int = 0
+    """Prompt tokens taken from the prefix cache (not computed) for this row."""
 
 
 BATCH_LENGTH_RATIO = 2.0
@@ -197,6 +203,7 @@ class SharedBase:
         device: str,
         trust_remote_code: bool,
         token: str | None,
+        kv_cache_mb: float = 0,
     ) -> None:
         import torch
         import transformers
@@ -241,6 +248,10 @@ class SharedBase:
         # the model's own sampling defaults never apply: every knob is explicit
         self.original_generation_config: Any = self.model.generation_config
         self.model.generation_config = neutral_generation_config(self.model.generation_config)
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.prefix_cache: kvcache.PrefixCache | None = None
+        if kv_cache_mb > 0 and kvcache.supports_reuse(self.model.config):
+            self.prefix_cache = kvcache.PrefixCache(int(kv_cache_mb * 2**20))
         self.modules: set[str] = {n for n, _ in self.model.named_modules() if n}
         self.adapters: dict[str, AdapterInfo] = {}
         self._by_key: dict[tuple[str, ...], str] = {}
@@ -488,38 +499,78 @@ class SharedBase:
         import torch
 
         start = time.monotonic()
-        pad_id = int(self.tokenizer.pad_token_id)
         with self.tokenizer_lock:
             enc, errors = batchgen.encode_rows(self.tokenizer, prompts,
-                                               settings.add_special_tokens, pad_id, self.device)
+                                               settings.add_special_tokens)
         missing = RowError("hf-lora: this row was not generated")
         out: list[GenResult | Exception] = [errors.get(i, missing) for i in range(len(prompts))]
-        if enc is None:
+        if not enc.rows:
             return out
+        row_adapters = [adapters[i] for i in enc.rows]
         row_seeds = None
         if settings.effective_temperature() is not None:
             row_seeds = [seeds[i] if seeds else request_seed(settings.seed, f"row{i}")
                          for i in enc.rows]
-        kwargs = batchgen.generate_kwargs(settings, row_seeds, self.device, pad_id,
+        kwargs = batchgen.generate_kwargs(settings, row_seeds, self.device, self.pad_id,
                                           self.eos_ids, self.tokenizer)
         with self.lock, torch.inference_mode():
-            gen = self._run_generate(enc, [adapters[i] for i in enc.rows], kwargs)
+            layout = self._layout(enc, row_adapters)
+            gen = self._run_generate(layout, row_adapters, kwargs)
+        sequences = gen.sequences if self.prefix_cache is not None else gen
         elapsed = time.monotonic() - start
         self.batches_run += 1
         self.rows_run += len(enc.rows)
-        width = enc.input_ids.shape[1]
+        width = layout.input_ids.shape[1]
         with self.tokenizer_lock:
             for j, i in enumerate(enc.rows):
-                res = self._finish_row(gen[j, width:].tolist(), enc.lengths[j], settings,
-                                       elapsed, len(enc.rows))
+                new = sequences[j, width:].tolist()
+                res = self._finish_row(new, len(enc.ids[j]), settings, elapsed, len(enc.rows))
                 res.seed = row_seeds[j] if row_seeds else None
+                res.cached_tokens = layout.cached[j]
                 out[i] = res
+        if self.prefix_cache is not None:
+            self._keep_kv(gen.cache, layout, enc, row_adapters, sequences[:, width:])
         return out
 
-    def _run_generate(self, enc: batchgen.Encoded, adapters: list[str],
+    def _layout(self, enc: batchgen.Encoded, adapters: list[str]) -> kvcache.Layout:
+        """Batch tensors, starting each row from its longest cached prefix (if reuse is on)."""
+        if self.prefix_cache is None:
+            hits = [kvcache.Hit(0) for _ in enc.ids]
+        else:
+            hits = [self.prefix_cache.lookup(a, ids) for a, ids in zip(adapters, enc.ids,
+                                                                       strict=True)]
+            for ids, hit in zip(enc.ids, hits, strict=True):
+                self.prefix_cache.record(len(ids), len(ids) - hit.length, hit.length > 0)
+        return kvcache.build_layout(enc.ids, hits, self.pad_id, self.model.config,
+                                    self.device)
+
+    def _keep_kv(self, cache: Any, layout: kvcache.Layout, enc: batchgen.Encoded,
+                 adapters: list[str], generated: Any) -> None:
+        """Store each row's tensors: its prompt and the generated tokens the model consumed."""
+        import torch
+
+        assert self.prefix_cache is not None
+        width = layout.input_ids.shape[1]
+        fed = cache.get_seq_length() - width  # generated tokens whose KV was computed
+        for j, ids in enumerate(enc.ids):
+            new = generated[j].tolist()
+            body = next((k for k, t in enumerate(new) if t in self.eos_ids), len(new))
+            n = max(0, min(body, fed))
+            cols = torch.cat([layout.columns[j].to(self.device),
+                              torch.arange(width, width + n, device=self.device)])
+            keys, values = kvcache.row_tensors(cache, j, cols)
+            self.prefix_cache.store(adapters[j], ids + new[:n], len(ids), keys, values,
+                                    parent=layout.hits[j])
+
+    def _run_generate(self, layout: kvcache.Layout, adapters: list[str],
                       kwargs: dict[str, Any]) -> Any:
         """One ``generate`` call, mixing adapters per row (call with ``self.lock``)."""
-        inputs = {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}
+        inputs: dict[str, Any] = {"input_ids": layout.input_ids,
+                                  "attention_mask": layout.attention_mask}
+        if self.prefix_cache is not None:
+            inputs["return_dict_in_generate"] = True
+            if layout.cache is not None:
+                inputs["cache"] = layout.cache
         uniform = len(set(adapters)) == 1
         if self.peft is None:
             if any(a != BASE_ADAPTER for a in adapters):
@@ -579,6 +630,7 @@ def get_shared_base(
     device: str | None = None,
     trust_remote_code: bool = False,
     token: str | None = None,
+    kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
 ) -> SharedBase:
     """The process-wide :class:`SharedBase` for this key, loaded on first use.
 
@@ -590,6 +642,8 @@ def get_shared_base(
         device: ``cuda``, ``cuda:1``, ``cpu``, ``mps`` or ``auto`` (default: auto).
         trust_remote_code: passed to transformers (default False).
         token: Hub token (default: huggingface_hub's lookup).
+        kv_cache_mb: prefix KV cache budget in MiB (0: no reuse); set by the first caller
+            that loads this base (:mod:`charbench.provider.kvcache`).
     """
     dev = default_device() if device in (None, "auto") else str(device)
     dt = resolve_dtype(dtype, dev)
@@ -598,7 +652,8 @@ def get_shared_base(
         base = _BASES.get(key)
         if base is None:
             base = SharedBase(name, revision=revision, dtype=dt, device=dev,
-                              trust_remote_code=trust_remote_code, token=token)
+                              trust_remote_code=trust_remote_code, token=token,
+                              kv_cache_mb=kv_cache_mb)
             _BASES[key] = base
         return base
 
