@@ -19,13 +19,11 @@ The contract, row by row:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from charbench.provider.gentypes import GenResult, GenSettings
 from charbench.provider.sampling import RowSampler
 from charbench.textsafe import sanitize
-
-if TYPE_CHECKING:
-    from charbench.provider.engine import GenResult, GenSettings
 
 
 class RowError(Exception):
@@ -65,7 +63,7 @@ def encode_rows(tokenizer: Any, prompts: list[str], add_special_tokens: bool
     return Encoded(ids, rows), errors
 
 
-def generate_kwargs(settings: GenSettings, seeds: list[int] | None, device: str,
+def generate_kwargs(settings: GenSettings, seeds: list[Any] | None, device: str,
                     pad_id: int, eos_ids: frozenset[int], tokenizer: Any) -> dict[str, Any]:
     """Keyword arguments for ``model.generate``: every knob explicit, sampling per row."""
     from transformers import LogitsProcessorList
@@ -85,7 +83,7 @@ def generate_kwargs(settings: GenSettings, seeds: list[int] | None, device: str,
     temperature = settings.effective_temperature()
     if temperature is not None:
         if seeds is None:
-            raise ValueError("sampling needs one seed per row")
+            raise ValueError("sampling needs one seed (or generator) per row")
         kw["logits_processor"] = LogitsProcessorList([RowSampler(
             seeds, temperature, settings.top_p, settings.top_k, device)])
     return kw
@@ -94,8 +92,6 @@ def generate_kwargs(settings: GenSettings, seeds: list[int] | None, device: str,
 def finish_row(tokenizer: Any, eos_ids: frozenset[int], gen: list[int], n_in: int,
                settings: GenSettings, elapsed: float, batch_size: int) -> GenResult:
     """A row's result: cut at EOS or a stop sequence, decoded clean and raw, sanitized."""
-    from charbench.provider.engine import GenResult
-
     n_out = len(gen)
     stop_reason = "max_tokens"
     body = gen

@@ -118,14 +118,15 @@ class RowSampler:
     """A logits processor that samples each row with its own generator (see module docs).
 
     Args:
-        seeds: one seed per batch row.
+        seeds: one seed per batch row, or the row's ``torch.Generator`` itself (a row
+            resumed between chunks keeps drawing from its own stream).
         temperature: > 0 (the engine only samples when it is).
         top_p: nucleus mass in (0, 1]; None or 1 for none.
         top_k: keep the k most likely tokens; None or 0 for none.
         device: device of the logits.
     """
 
-    def __init__(self, seeds: list[int], temperature: float, top_p: float | None,
+    def __init__(self, seeds: list[Any], temperature: float, top_p: float | None,
                  top_k: int | None, device: Any) -> None:
         import torch
 
@@ -134,7 +135,8 @@ class RowSampler:
         self.temperature = float(temperature)
         self.top_p = top_p if top_p is not None and 0 < top_p < 1 else None
         self.top_k = int(top_k) if top_k else None
-        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.generators = [s if isinstance(s, torch.Generator)
+                           else torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
     def warp(self, scores: Any) -> Any:
         """Temperature, top-k and top-p applied to a (rows, vocab) float tensor."""
