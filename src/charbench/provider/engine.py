@@ -3,7 +3,8 @@
 :func:`get_shared_base` returns the :class:`SharedBase` for a (path, revision, dtype,
 device, trust_remote_code) key, loading it on first use. Every ``hf-lora`` model instance
 on that base (one per adapter or persona) submits its requests to the base's single worker
-thread (a :class:`charbench._batcher.MicroBatcher`). Whenever the worker is free it takes
+thread (a :class:`charbench._batcher.MicroBatcher`; scheduling in
+:mod:`charbench.provider.scheduler`). Whenever the worker is free it takes
 *everything* queued, groups requests with identical generation settings, and runs one
 left-padded ``generate`` of up to ``max_batch_size`` rows, mixing adapters per row through
 peft's ``adapter_names`` (``"__base__"`` for the bare base). There is no waiting period: a
@@ -21,9 +22,10 @@ evaluated on transformers 5.24): it packs every request into one row (``input_id
 shape ``[1, total_tokens]`` with a paged cache), while peft's mixed-adapter dispatch
 (``adapter_names``) selects LoRA weights by *batch row*, so one packed row cannot carry
 several adapters; and it samples all requests from torch's global generator, so a row's
-draw would again depend on its batch-mates. Batching here is still static per batch
-(iteration-level joining is not implemented): a request that arrives while a batch
-decodes waits for it, but then starts from its cached prefix.
+draw would again depend on its batch-mates. Instead :mod:`charbench.provider.scheduler`
+decodes in chunks of ``decode_chunk`` tokens and lets unfinished rows rejoin the queue, so
+a request that arrives while a batch decodes joins it at the next chunk boundary (not at
+every step: true per-step joining needs a decode loop of its own, not ``generate``).
 """
 
 from __future__ import annotations
