@@ -158,9 +158,13 @@ def run_plain(spec: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _child(spec: dict[str, Any]) -> dict[str, Any]:
+def _child(spec: dict[str, Any], threads: int | None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=spec.get("timeout", 1800))
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                         timeout=spec.get("timeout", 3600))
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
     if run.returncode != 0 or not lines:
         return {"status": "crashed", "error": run.stderr[-800:]}
@@ -172,17 +176,20 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def contenders(workload: str, base: Path, adapters: dict[str, Path], log_dir: Path,
-               max_tokens: int, n_scenarios: int = 10) -> dict[str, dict[str, Any]]:
+               max_tokens: int, n_scenarios: int = 10, n: int | None = None
+               ) -> dict[str, dict[str, Any]]:
     """The runs of one workload, by label."""
     one = str(adapters[PERSONAS[0]])
     template = str(adapters[PERSONAS[0]].parent / "{persona}")
     common = {"base": str(base), "max_tokens": max_tokens, "log_dir": str(log_dir)}
     lora = {"model": f"hf-lora/{base}", "kind": "inspect"}
     hf = {"model": "hf/smollm2-adapter", "kind": "inspect",
-          "model_args": {"model_path": one, "device": "cpu", "do_sample": False}}
+          "model_args": {"model_path": one, "tokenizer_path": str(base), "device": "cpu",
+                         "do_sample": False}}
     tasks = HERE / "smollm2_tasks.py"
     if workload in ("oneshot", "multiturn"):
-        n, turns = (32, 1) if workload == "oneshot" else (16, 6)
+        size, turns = (32, 1) if workload == "oneshot" else (16, 6)
+        n = n or size
         task = {"task": f"{tasks}@{workload}",
                 "task_args": {"n": n} if turns == 1 else {"n": n, "turns": turns},
                 "max_connections": n}
@@ -239,6 +246,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="oneshot,multiturn,agentic")
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per contender (default: the machine's default)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="samples/conversations (default 32 one-shot, 16 multi-turn)")
     parser.add_argument("--scenarios", type=int, default=10,
                         help="agentic scenarios (the first N families' _v1; default 10)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -252,14 +263,15 @@ def main() -> None:
     base = prepare_smollm2(progress=False)
     root = Path(os.path.expanduser("~/.cache/charbench/bench/smollm2-lora"))
     adapters = make_adapters(base, root)
-    print(f"SmolLM2-135M-Instruct at {base}; torch threads: default; CPUs: {os.cpu_count()}; "
+    print(f"SmolLM2-135M-Instruct at {base}; torch threads: {args.threads or 'default'}; "
+          f"CPUs: {os.cpu_count()}; "
           f"load average at start: {os.getloadavg()[0]:.1f}")
     log_dir = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/charbench-bench-logs"))
     summary = {}
     for workload in args.only.split(","):
         runs = contenders(workload, base, adapters, log_dir / workload, args.max_tokens,
-                          args.scenarios)
-        results = {label: _child(spec) for label, spec in runs.items()}
+                          args.scenarios, args.n)
+        results = {label: _child(spec, args.threads) for label, spec in runs.items()}
         report(workload, results)
         summary[workload] = results
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
