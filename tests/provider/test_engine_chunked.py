@@ -72,3 +72,18 @@ def test_a_late_request_joins_at_the_next_chunk(base: SharedBase,
     assert (got_first.raw_text, got_late.raw_text) == (alone_first.raw_text,
                                                        alone_late.raw_text)
     assert alone_first.batch_size == 1
+
+
+def test_no_chunking_when_the_rows_would_not_stay_cached(base: SharedBase,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = GenSettings(max_new_tokens=11, do_sample=False)
+    monkeypatch.setattr(base, "decode_chunk", 3)
+    _run(base, ["__base__"] * 3, settings)  # measures the bytes per token
+    cache = base.prefix_cache
+    assert cache is not None and cache.bytes_per_token > 0
+    # the three rows need about 3 x 40 tokens: a budget for 100 tokens cannot hold them
+    monkeypatch.setattr(cache, "max_bytes", int(100 * cache.bytes_per_token))
+    rounds = base.batches_run
+    results = _run(base, ["__base__"] * 3, settings)
+    assert base.batches_run - rounds == 1, "chunked although the rows would be evicted"
+    assert all(r.output_tokens == 11 for r in results)

@@ -105,6 +105,8 @@ class PrefixCache:
         self._lock = threading.Lock()
         self.nbytes = 0
         self.peak_bytes = 0
+        self.bytes_per_token = 0.0
+        """Key/value bytes per token, measured on the last stored entry (0 until then)."""
         self.stats = KVStats()
 
     def __len__(self) -> int:
@@ -153,6 +155,7 @@ class PrefixCache:
         if self.max_bytes == 0 or not ids:
             return
         nbytes = sum(int(t.numel() * t.element_size()) for t in (*keys, *values))
+        self.bytes_per_token = nbytes / len(ids)
         if nbytes > self.max_bytes:
             return
         arr = np.asarray(ids, dtype=np.int64)

@@ -13,7 +13,9 @@ round batches it with whatever arrived meanwhile. Resuming costs one token of pr
 row's key/value tensors were stored by :mod:`charbench.provider.kvcache` at the end of the
 chunk. Outputs equal unchunked decoding token for token (reuse is exact; the generator and
 the repetition-penalty context carry over), which a test checks. This is iteration-level
-batching at chunk granularity: a newcomer waits at most one chunk, not a whole batch. Why
+batching at chunk granularity: a newcomer waits at most one chunk, not a whole batch. When
+a batch's rows would need more than half the prefix-cache budget (``-M kv_cache_mb``) they
+would evict one another between chunks, so such a batch decodes to the end in one go. Why
 not transformers' continuous-batching manager: see :mod:`charbench.provider.engine`.
 
 **Failures stay with their row.** Rows are encoded one by one (a prompt the tokenizer
@@ -263,7 +265,8 @@ class BatchScheduler:
         if resume is not None:
             left = max(settings.max_new_tokens - (len(rows[i].ids) - rows[i].prompt_len)
                        for i in idx)
-            budget = min(self.decode_chunk or left, left)
+            budget = left if self._would_thrash(rows, idx, left) else min(
+                self.decode_chunk or left, left)
         step = dataclasses.replace(settings, max_new_tokens=max(1, budget))
         generators = self._generators(settings, [rows[i] for i in idx], seeds, idx)
         new, layout = self._decode(enc, [adapters[i] for i in idx], step, generators,
@@ -278,6 +281,19 @@ class BatchScheduler:
                     row.cached_tokens = layout.cached[j]
                 out[i] = self._outcome(row, new[j], settings, resume is not None)
         return out
+
+    def _would_thrash(self, rows: dict[int, Resume], idx: list[int], left: int) -> bool:
+        """Whether the batch's rows would not fit the prefix cache between chunks.
+
+        A resumed row is cheap only if its tensors are still cached; when the rows of one
+        batch need more than half the budget, they would evict one another and every
+        chunk would recompute whole prompts, so the batch decodes to the end instead.
+        """
+        cache = self.prefix_cache
+        if cache is None or not cache.bytes_per_token:
+            return False
+        tokens = sum(len(rows[i].ids) + left for i in idx)
+        return tokens * cache.bytes_per_token > cache.max_bytes / 2
 
     def _rows(self, prompts: list[str], states: list[Resume | None], add_special: bool,
               start: float) -> tuple[dict[int, Resume], list[RowOutcome]]:
