@@ -239,6 +239,8 @@ def main() -> None:
                            dtype, device)
     print(f"built base + 10 adapters in {time.perf_counter() - t0:.0f} s ({device}, {dtype})")
     contenders, shared, tok = load_contenders(base, adapters, new_tokens, device, dtype)
+    warm = {"n": 2, "turns": 1, "prefix": 0}  # first calls pay kernel and allocator warm-up
+    run_workload("warm-up", warm, contenders, tok, new_tokens, device, shared)
     results = {}
     for name, w in workloads(args.tiny).items():
         results[name] = run_workload(name, w, contenders, tok, new_tokens, device, shared)
