@@ -17,7 +17,8 @@ import grimp
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-LEAVES = ["charbench.personas", "charbench.textsafe", "charbench._inspect"]
+LEAVES = ["charbench.personas", "charbench.textsafe", "charbench._inspect", "charbench._batcher",
+          "charbench.contracts"]
 
 
 @pytest.fixture(scope="module")

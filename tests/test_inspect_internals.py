@@ -26,6 +26,7 @@ PRIVATE = {
     "active_model": ("inspect_ai.model._model", "active_model"),
     "active_generate_config": ("inspect_ai.model._generate_config", "active_generate_config"),
     "active_eval_id": ("inspect_ai.log._samples", "sample_active"),
+    "active_sample_key": ("inspect_ai.log._samples", "sample_active"),
     "record_model_event": ("inspect_ai.log._transcript", "Transcript"),
 }
 
@@ -84,6 +85,7 @@ def _record() -> Any:
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         SEEN["config"] = _inspect.active_generate_config()
         SEEN["eval_id"] = _inspect.active_eval_id()
+        SEEN["sample_key"] = _inspect.active_sample_key()
         output = ModelOutput.from_content("mockllm/model", "taken, not generated")
         _inspect.record_model_event("mockllm/model", state.messages, GenerateConfig(), output)
         state.output = output
@@ -117,6 +119,10 @@ def test_inside_an_eval_the_model_config_and_eval_id_are_active(tmp_path: Any) -
         "charbench._inspect.active_eval_id: not the running eval's id"
     )
     [sample] = log.samples or []
+    assert SEEN.get("sample_key") == f"{log.eval.task}|{sample.id}|1", (
+        f"charbench._inspect.active_sample_key: not task|sample id|epoch: {SEEN.get('sample_key')}"
+    )
+    assert _inspect.active_sample_key() == "", "active_sample_key outside an eval"
     events = [e for e in sample.events if isinstance(e, ModelEvent)]
     assert len(events) == 1 and events[0].cache == "read", (
         "charbench._inspect.record_model_event: the model event is not in the sample's events"

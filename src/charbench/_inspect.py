@@ -50,6 +50,7 @@ __all__ = [
     "active_eval_id",
     "active_generate_config",
     "active_model",
+    "active_sample_key",
     "custom_model_info",
     "record_model_event",
 ]
@@ -69,6 +70,18 @@ def active_eval_id() -> str:
     """Id of the eval the current sample belongs to ("" outside a running sample)."""
     active = _sample_active()
     return str(active.eval_id) if active is not None else ""
+
+
+def active_sample_key() -> str:
+    """``task|sample id|epoch`` of the Inspect sample running in this context, else ``""``.
+
+    Read from Inspect's active-sample context variable (set while a sample runs, copied
+    into the coroutines it starts), so a request is keyed by the sample that made it.
+    """
+    active = _sample_active()
+    if active is None:
+        return ""
+    return f"{active.task}|{active.sample.id}|{active.epoch}"
 
 
 def custom_model_info(name: str) -> ModelInfo | None:

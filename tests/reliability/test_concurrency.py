@@ -67,7 +67,7 @@ def test_200_concurrent_samples_10_adapters_no_deadlock_no_crosstalk(
     samples = log.samples or []
     assert len(samples) == len(DEFAULT_PERSONAS) * N_PROMPTS == 200
 
-    from charbench.provider.engine import GenSettings, get_shared_base
+    from charbench.provider.engine import GenResult, GenSettings, get_shared_base
 
     base = get_shared_base(str(tiny_llama), device="cpu")
     names = {
@@ -86,6 +86,7 @@ def test_200_concurrent_samples_10_adapters_no_deadlock_no_crosstalk(
         batch_sizes.append(int(response["batch_size"]))
         # and its output is exactly that adapter's one-at-a-time greedy output
         [alone] = base.generate_batch([request["prompt"]], [names[persona]], settings)
+        assert isinstance(alone, GenResult), alone
         assert response["completion"] == alone.text, s.id
     assert max(batch_sizes) > 1, "nothing ran concurrently"
     print(json.dumps({

@@ -31,6 +31,9 @@ with a message naming the option and what it accepts (:mod:`charbench.provider.o
 - ``tool_protocol``: ``json`` (default) or ``native``.
 - ``max_batch_size``: rows per ``generate`` (default 32; also the default max connections).
 - ``allow_pickle``: accept pickle-only adapters (default False).
+- ``kv_cache_mb``: prefix KV cache budget in MiB (default 2048; 0 turns reuse off): a
+  prompt that extends an earlier one on the same adapter computes only its new tokens
+  (:mod:`charbench.provider.kvcache`). Set by the first model that loads the base.
 - ``bos``: ``single`` (default): the prompt is the chat template's rendering tokenized
   without adding special tokens, so it starts with the template's one BOS; ``vllm``: the
   study's way (a prompt string given to vLLM, which adds the tokenizer's BOS again), i.e.
@@ -58,8 +61,14 @@ the arguments. The prefill is part of the logged completion; the ``ModelCall`` r
 records the tool choice, the prefill and the guided fields.
 
 Inspect's ``GenerateConfig`` supplies temperature, top_p, top_k, max_tokens (default
-2048), stop_seqs and seed. A seed seeds torch before each sampled batch; since a batch's
-random stream is shared by its rows, sampled outputs depend on batch composition.
+2048), stop_seqs and seed. Every knob is explicit: the model's ``generation_config.json``
+never fills one in (no top-k unless ``--top-k``, repetition penalty 1.0 unless ``-M
+repetition_penalty=``). Each sampled request draws from its own generator, seeded from
+``--seed`` and the request (sample, epoch, adapter, prompt, attempt), so outputs do not
+depend on what shares a batch and a retried turn is a new draw
+(:mod:`charbench.provider.sampling`). The completion is decoded without special tokens and
+sanitized; the ``ModelCall`` response keeps ``raw_completion`` (special tokens kept),
+``sanitized`` (characters replaced) and ``seed`` (the row's sampling seed).
 """
 
 from __future__ import annotations
@@ -210,6 +219,7 @@ class HFLoraAPI(ModelAPI):
             device=opts.device,
             trust_remote_code=opts.trust_remote_code,
             token=self.api_key,
+            kv_cache_mb=opts.kv_cache_mb,
         )
         self._renderer = ChatRenderer(self._base.tokenizer, self._chat_template,
                                       self._base.family)
@@ -324,6 +334,10 @@ class HFLoraAPI(ModelAPI):
                                          report),
             response={
                 "completion": done.text,
+                "raw_completion": done.result.raw_text,
+                "sanitized": done.result.sanitized,
+                "seed": done.result.seed,
+                "cached_tokens": done.result.cached_tokens,
                 "input_tokens": done.result.input_tokens,
                 "output_tokens": done.result.output_tokens,
                 "stop_reason": done.result.stop_reason,
@@ -418,6 +432,7 @@ class HFLoraAPI(ModelAPI):
                 input_tokens=result.input_tokens,
                 output_tokens=result.output_tokens,
                 total_tokens=result.input_tokens + result.output_tokens,
+                input_tokens_cache_read=result.cached_tokens or None,
             ),
             time=result.time,
         )

@@ -3,26 +3,40 @@
 :func:`get_shared_base` returns the :class:`SharedBase` for a (path, revision, dtype,
 device, trust_remote_code) key, loading it on first use. Every ``hf-lora`` model instance
 on that base (one per adapter or persona) submits its requests to the base's single worker
-thread. Whenever the worker is free it takes *everything* queued, groups requests with
-identical generation settings, and runs one left-padded ``generate`` of up to
-``max_batch_size`` rows, mixing adapters per row through peft's ``adapter_names``
-(``"__base__"`` for the bare base). There is no waiting period: a lone request (an agent
-turn) starts immediately.
+thread (a :class:`charbench._batcher.MicroBatcher`; scheduling in
+:mod:`charbench.provider.scheduler`). Whenever the worker is free it takes
+*everything* queued, groups requests with identical generation settings, and runs one
+left-padded ``generate`` of up to ``max_batch_size`` rows, mixing adapters per row through
+peft's ``adapter_names`` (``"__base__"`` for the bare base). There is no waiting period: a
+lone request (an agent turn) starts immediately.
+
+Per batch (:mod:`charbench.provider.batchgen`): each row is encoded on its own, so a row
+the tokenizer rejects fails alone; a batch whose ``generate`` raises is rerun row by row,
+so only the failing row's caller gets the error. Sampling knobs are explicit and each row
+samples from its own seeded generator (:mod:`charbench.provider.sampling`). A prompt that
+extends an earlier one on the same adapter starts from that one's cached key/value tensors
+(:mod:`charbench.provider.kvcache`).
+
+Why not transformers' continuous-batching manager (``generation/continuous_batching``,
+evaluated on transformers 5.24): it packs every request into one row (``input_ids`` of
+shape ``[1, total_tokens]`` with a paged cache), while peft's mixed-adapter dispatch
+(``adapter_names``) selects LoRA weights by *batch row*, so one packed row cannot carry
+several adapters; and it samples all requests from torch's global generator, so a row's
+draw would again depend on its batch-mates. Instead :mod:`charbench.provider.scheduler`
+decodes in chunks of ``decode_chunk`` tokens and lets unfinished rows rejoin the queue, so
+a request that arrives while a batch decodes joins it at the next chunk boundary (not at
+every step: true per-step joining needs a decode loop of its own, not ``generate``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import os
-import queue
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from charbench.provider import kvcache
 from charbench.provider.adapters import (
     AdapterInfo,
     check_base_name,
@@ -37,80 +51,34 @@ from charbench.provider.adapters import (
     verify_loaded,
 )
 from charbench.provider.errors import HFLoraError
+from charbench.provider.gentypes import GenResult, GenSettings
 from charbench.provider.resolve import resolve_adapter
+from charbench.provider.sampling import neutral_generation_config
+from charbench.provider.scheduler import (
+    BASE_ADAPTER,
+    DEFAULT_DECODE_CHUNK,
+    BatchScheduler,
+    Resume,
+)
+
+__all__ = [
+    "BASE_ADAPTER",
+    "DEFAULT_DECODE_CHUNK",
+    "DEFAULT_KV_CACHE_MB",
+    "GenResult",
+    "GenSettings",
+    "Resume",
+    "SharedBase",
+    "default_device",
+    "get_shared_base",
+    "resolve_dtype",
+]
 
 logger = logging.getLogger(__name__)
 
-BASE_ADAPTER = "__base__"
-"""peft's per-row name for 'no adapter'."""
+DEFAULT_KV_CACHE_MB = 2048
+"""Default prefix KV cache budget (MiB) of a shared base."""
 
-
-@dataclass(frozen=True)
-class GenSettings:
-    """Generation settings; requests are batched together only when these are equal."""
-
-    max_new_tokens: int
-    do_sample: bool
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    repetition_penalty: float | None = None
-    seed: int | None = None
-    stop_seqs: tuple[str, ...] = ()
-    add_special_tokens: bool = False
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``model.generate`` (sampling knobs only when sampling)."""
-        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-        if self.do_sample:
-            if self.temperature is not None:
-                kw["temperature"] = self.temperature
-            if self.top_p is not None:
-                kw["top_p"] = self.top_p
-            if self.top_k is not None:
-                kw["top_k"] = self.top_k
-        else:
-            kw.update(temperature=None, top_p=None, top_k=None)
-        if self.repetition_penalty is not None:
-            kw["repetition_penalty"] = self.repetition_penalty
-        return kw
-
-
-@dataclass
-class GenResult:
-    """One row's result."""
-
-    text: str
-    input_tokens: int
-    output_tokens: int
-    stop_reason: str  # "stop" | "max_tokens"
-    time: float
-    batch_size: int
-
-
-BATCH_LENGTH_RATIO = 2.0
-"""Longest/shortest prompt (in characters) allowed in one batch, relative to its oldest
-request. Left padding makes every row cost the longest row's length: without this bound a
-60-token chat prompt batched with a 3,000-token agent prompt costs 50x its own work."""
-
-
-def _batchable(head: _Request, other: _Request) -> bool:
-    """Whether ``other`` may share a batch with ``head`` (same settings, similar length)."""
-    if other.settings != head.settings:
-        return False
-    a, b = max(len(head.prompt), 1), max(len(other.prompt), 1)
-    return max(a, b) / min(a, b) <= BATCH_LENGTH_RATIO
-
-
-@dataclass
-class _Request:
-    prompt: str
-    adapter: str
-    settings: GenSettings
-    max_batch_size: int
-    future: concurrent.futures.Future[GenResult] = field(
-        default_factory=concurrent.futures.Future
-    )
 
 
 def default_device() -> str:
@@ -143,7 +111,7 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
     return _DTYPES[key]
 
 
-class SharedBase:
+class SharedBase(BatchScheduler):
     """One loaded base model with its resident adapters and its batching worker.
 
     Use :func:`get_shared_base`; do not construct directly.
@@ -158,6 +126,8 @@ class SharedBase:
         device: str,
         trust_remote_code: bool,
         token: str | None,
+        kv_cache_mb: float = 0,
+        decode_chunk: int = DEFAULT_DECODE_CHUNK,
     ) -> None:
         import torch
         import transformers
@@ -199,20 +169,20 @@ class SharedBase:
             elif isinstance(value, list | tuple):
                 eos.update(int(v) for v in value)
         self.eos_ids: frozenset[int] = frozenset(eos)
+        # the model's own sampling defaults never apply: every knob is explicit
+        self.original_generation_config: Any = self.model.generation_config
+        self.model.generation_config = neutral_generation_config(self.model.generation_config)
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.prefix_cache: kvcache.PrefixCache | None = None
+        if kv_cache_mb > 0 and kvcache.supports_reuse(self.model.config):
+            self.prefix_cache = kvcache.PrefixCache(int(kv_cache_mb * 2**20))
         self.modules: set[str] = {n for n, _ in self.model.named_modules() if n}
         self.adapters: dict[str, AdapterInfo] = {}
         self._by_key: dict[tuple[str, ...], str] = {}
         self.lock = threading.RLock()
-        # items are lists of requests: one list per event-loop tick (see submit_async)
-        self._queue: queue.Queue[list[_Request]] = queue.Queue()
-        self._tick_buffers: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
-        self._worker: threading.Thread | None = None
-        # separate from `lock` (held during generate): submit() must never wait for a batch
-        self._worker_lock = threading.Lock()
         # the Rust tokenizer must not be used from two threads at once ("Already borrowed")
         self.tokenizer_lock = threading.RLock()
-        self.batches_run = 0
-        self.rows_run = 0
+        self._init_scheduler(decode_chunk)
 
     # ----------------------------------------------------------------- adapters
 
@@ -348,178 +318,6 @@ class SharedBase:
         """Bytes of all resident adapter weights."""
         return sum(a.nbytes for a in self.adapters.values())
 
-    # ----------------------------------------------------------------- generation
-
-    def submit(self, prompt: str, adapter: str, settings: GenSettings,
-               max_batch_size: int) -> concurrent.futures.Future[GenResult]:
-        """Queue one generation request; the worker batches it with whatever is queued."""
-        req = self._request(prompt, adapter, settings, max_batch_size)
-        self._start_worker()
-        self._queue.put([req])
-        return req.future
-
-    def submit_async(self, prompt: str, adapter: str, settings: GenSettings,
-                     max_batch_size: int) -> concurrent.futures.Future[GenResult]:
-        """Like :meth:`submit`, from a running asyncio loop, coalescing one loop tick.
-
-        Requests submitted by coroutines that run in the same event-loop iteration (Inspect
-        starting many samples at once) reach the worker together, as one list, at the end of
-        that iteration (``loop.call_soon``). This costs no waiting time, but keeps an idle
-        worker from starting a batch of one while the rest of a burst is still being
-        rendered.
-        """
-        req = self._request(prompt, adapter, settings, max_batch_size)
-        loop = asyncio.get_running_loop()
-        buffer = self._tick_buffers.get(loop)
-        if buffer is None:
-            buffer = self._tick_buffers[loop] = []
-            loop.call_soon(self._flush_tick, loop)
-        buffer.append(req)
-        return req.future
-
-    def _flush_tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._tick_buffers.pop(loop, [])
-        if batch:
-            self._start_worker()
-            self._queue.put(batch)
-
-    def _request(self, prompt: str, adapter: str, settings: GenSettings,
-                 max_batch_size: int) -> _Request:
-        if adapter != BASE_ADAPTER and adapter not in self.adapters:
-            raise HFLoraError(f"hf-lora: adapter {adapter!r} is not loaded on {self.name}.")
-        return _Request(prompt=prompt, adapter=adapter, settings=settings,
-                        max_batch_size=max(1, int(max_batch_size)))
-
-    def _start_worker(self) -> None:
-        with self._worker_lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(
-                    target=self._loop, name=f"hf-lora-worker:{self.name}", daemon=True
-                )
-                self._worker.start()
-
-    def _loop(self) -> None:
-        pending: list[_Request] = []
-        while True:
-            if not pending:
-                pending.extend(self._queue.get())
-            while True:
-                try:
-                    pending.extend(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            head = pending[0]  # the oldest request is always served: no starvation
-            batch = [r for r in pending if _batchable(head, r)][: head.max_batch_size]
-            taken = {id(r) for r in batch}
-            pending = [r for r in pending if id(r) not in taken]
-            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            try:
-                results = self.generate_batch(
-                    [r.prompt for r in batch], [r.adapter for r in batch], head.settings
-                )
-            except BaseException as err:  # deliver every failure to its callers
-                for r in batch:
-                    r.future.set_exception(err)
-                continue
-            for r, res in zip(batch, results, strict=True):
-                r.future.set_result(res)
-
-    def generate_batch(self, prompts: list[str], adapters: list[str],
-                       settings: GenSettings) -> list[GenResult]:
-        """Run one left-padded ``generate`` over ``prompts`` (synchronously).
-
-        Args:
-            prompts: rendered prompts (tokenized without adding special tokens: the chat
-                template already wrote BOS where the model wants it).
-            adapters: per-row adapter names (``"__base__"`` for none).
-            settings: shared generation settings.
-
-        Returns:
-            Per-row results with each row's own (unpadded) token counts.
-        """
-        import torch
-
-        start = time.monotonic()
-        with self.tokenizer_lock:
-            enc = self.tokenizer(
-                prompts,
-                add_special_tokens=settings.add_special_tokens,
-                padding=True,
-                padding_side="left",
-                return_tensors="pt",
-            ).to(self.device)
-        kwargs = settings.generate_kwargs()
-        kwargs["pad_token_id"] = self.tokenizer.pad_token_id
-        if self.eos_ids:
-            kwargs["eos_token_id"] = sorted(self.eos_ids)
-        if settings.stop_seqs:
-            kwargs["stop_strings"] = list(settings.stop_seqs)
-            kwargs["tokenizer"] = self.tokenizer
-        with self.lock, torch.inference_mode():
-            if settings.do_sample and settings.seed is not None:
-                torch.manual_seed(settings.seed)
-            uniform = len(set(adapters)) == 1
-            if self.peft is not None and uniform and adapters[0] == BASE_ADAPTER:
-                # one adapter for every row: the plain (faster) forward, adapters disabled
-                with self.peft.disable_adapter():
-                    out = self.peft.generate(
-                        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                        **kwargs,
-                    )
-            elif self.peft is not None and uniform:
-                self.peft.base_model.set_adapter(adapters[0], inference_mode=True)
-                out = self.peft.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs,
-                )
-            elif self.peft is not None:
-                out = self.peft.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                    adapter_names=list(adapters), **kwargs,
-                )
-            else:
-                if any(a != BASE_ADAPTER for a in adapters):
-                    raise HFLoraError("hf-lora: no adapters are loaded on this base.")
-                out = self.model.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs,
-                )
-        elapsed = time.monotonic() - start
-        self.batches_run += 1
-        self.rows_run += len(prompts)
-        prompt_len = enc["input_ids"].shape[1]
-        lengths = enc["attention_mask"].sum(dim=1).tolist()
-        results = []
-        with self.tokenizer_lock:
-            for i in range(len(prompts)):
-                gen = out[i, prompt_len:].tolist()
-                results.append(self._finish_row(gen, int(lengths[i]), settings, elapsed,
-                                                len(prompts)))
-        return results
-
-    def _finish_row(self, gen: list[int], n_in: int, settings: GenSettings,
-                    elapsed: float, batch_size: int) -> GenResult:
-        n_out = len(gen)
-        stop_reason = "max_tokens"
-        body = gen
-        for j, tok in enumerate(gen):
-            if tok in self.eos_ids:
-                n_out, body, stop_reason = j + 1, gen[:j], "stop"
-                break
-        text = self.tokenizer.decode(body, skip_special_tokens=False)
-        if settings.stop_seqs:
-            cut = min((text.find(s) for s in settings.stop_seqs if s in text), default=-1)
-            if cut >= 0:
-                text = text[:cut]
-                stop_reason = "stop"
-                for k in range(1, len(body) + 1):
-                    piece = self.tokenizer.decode(body[:k], skip_special_tokens=False)
-                    if any(s in piece for s in settings.stop_seqs):
-                        n_out = k
-                        break
-        return GenResult(text=text, input_tokens=n_in, output_tokens=n_out,
-                         stop_reason=stop_reason, time=elapsed, batch_size=batch_size)
-
 
 def _base_load_message(name: str, err: Exception) -> str:
     text = str(err)
@@ -552,6 +350,7 @@ def get_shared_base(
     device: str | None = None,
     trust_remote_code: bool = False,
     token: str | None = None,
+    kv_cache_mb: float = DEFAULT_KV_CACHE_MB,
 ) -> SharedBase:
     """The process-wide :class:`SharedBase` for this key, loaded on first use.
 
@@ -563,6 +362,8 @@ def get_shared_base(
         device: ``cuda``, ``cuda:1``, ``cpu``, ``mps`` or ``auto`` (default: auto).
         trust_remote_code: passed to transformers (default False).
         token: Hub token (default: huggingface_hub's lookup).
+        kv_cache_mb: prefix KV cache budget in MiB (0: no reuse); set by the first caller
+            that loads this base (:mod:`charbench.provider.kvcache`).
     """
     dev = default_device() if device in (None, "auto") else str(device)
     dt = resolve_dtype(dtype, dev)
@@ -571,12 +372,8 @@ def get_shared_base(
         base = _BASES.get(key)
         if base is None:
             base = SharedBase(name, revision=revision, dtype=dt, device=dev,
-                              trust_remote_code=trust_remote_code, token=token)
+                              trust_remote_code=trust_remote_code, token=token,
+                              kv_cache_mb=kv_cache_mb)
             _BASES[key] = base
         return base
 
-
-def loaded_bases() -> list[SharedBase]:
-    """All bases loaded in this process (for diagnostics and tests)."""
-    with _BASES_LOCK:
-        return list(_BASES.values())

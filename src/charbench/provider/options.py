@@ -19,6 +19,7 @@ from charbench.provider.errors import HFLoraError
 from charbench.routing import PERSONA_PLACEHOLDER
 
 DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_KV_CACHE_MB = 2048.0  # equal to charbench.provider.engine.DEFAULT_KV_CACHE_MB
 
 BosMode = Literal["single", "vllm"]
 BOS_MODES: tuple[BosMode, ...] = ("single", "vllm")
@@ -40,6 +41,7 @@ KNOWN_ARGS = (
     "tool_protocol",
     "max_batch_size",
     "allow_pickle",
+    "kv_cache_mb",
     "bos",
 )
 
@@ -70,6 +72,7 @@ class HFLoraOptions:
     tool_protocol: ToolProtocolName = "json"
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     allow_pickle: bool = False
+    kv_cache_mb: float = DEFAULT_KV_CACHE_MB
     bos: BosMode = "single"
 
 
@@ -168,6 +171,19 @@ def _max_batch_size(value: Any) -> int:
     return number
 
 
+def _kv_cache_mb(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not number >= 0 or number == float("inf"):
+        raise HFLoraError(
+            f"hf-lora: -M kv_cache_mb={value!r} must be a number of MiB, 0 or more "
+            f"(0 turns prefix KV reuse off; default {DEFAULT_KV_CACHE_MB:g})."
+        )
+    return number
+
+
 def _choice(name: str, value: Any, accepted: tuple[str, ...], what: str) -> str:
     text = (_as_str(name, value) or accepted[0]).strip().lower()
     if text not in accepted:
@@ -232,6 +248,7 @@ def parse_options(model_args: dict[str, Any]) -> HFLoraOptions:
             "json (default) or native"),
         max_batch_size=_max_batch_size(get("max_batch_size", DEFAULT_MAX_BATCH_SIZE)),
         allow_pickle=bool(_as_bool("allow_pickle", get("allow_pickle"))),
+        kv_cache_mb=_kv_cache_mb(get("kv_cache_mb", DEFAULT_KV_CACHE_MB)),
         bos=_choice(  # type: ignore[arg-type]
             "bos", get("bos"), BOS_MODES,
             "single (default: only the chat template's BOS) or vllm (the study's doubled "

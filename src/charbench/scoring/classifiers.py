@@ -34,21 +34,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import concurrent.futures
 import importlib.util
 import logging
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from charbench._batcher import MicroBatcher, Pending
 from charbench.personas import PERSONA_DESCRIPTIONS, PERSONAS, RELEASED_BASES, released_base
 
 if TYPE_CHECKING:
@@ -95,12 +93,6 @@ class PersonaClassifier(Protocol):
         ...
 
 
-@dataclass
-class _Request:
-    text: str
-    future: concurrent.futures.Future[FloatArray]
-
-
 class _BatchedClassifier(abc.ABC):
     """Shared machinery: length-sorted batching and the worker thread behind ``classify``.
 
@@ -123,9 +115,8 @@ class _BatchedClassifier(abc.ABC):
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self._model_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
-        self._worker_lock = threading.Lock()
+        self._batcher: MicroBatcher[str, FloatArray] = MicroBatcher(
+            self._serve, f"charbench-classifier:{name}")
         self.worker_batches: deque[int] = deque(maxlen=10000)
         """Sizes of the batches the worker has taken from its queue (most recent last)."""
 
@@ -202,13 +193,11 @@ class _BatchedClassifier(abc.ABC):
     async def classify(self, text: str) -> dict[str, float]:
         """Classify one text, batched with every other text queued meanwhile.
 
-        The text is queued for the worker thread; this coroutine waits without blocking
-        the event loop. Results equal :meth:`classify_batch` on the same text up to
-        floating-point effects of padding.
+        The text is queued for the worker thread (a :class:`charbench._batcher.MicroBatcher`);
+        this coroutine waits without blocking the event loop. Results equal
+        :meth:`classify_batch` on the same text up to floating-point effects of padding.
         """
-        future: concurrent.futures.Future[FloatArray] = concurrent.futures.Future()
-        self._queue.put(_Request(text, future))
-        self._ensure_worker()
+        future = self._batcher.submit(text)
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # another async backend (trio): wait in a thread
@@ -219,38 +208,14 @@ class _BatchedClassifier(abc.ABC):
             row = await asyncio.wrap_future(future)
         return self._as_dicts(row[None, :])[0]
 
-    def _ensure_worker(self) -> None:
-        with self._worker_lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(
-                    target=self._serve, name=f"charbench-classifier:{self.name}", daemon=True
-                )
-                self._worker.start()
-
-    def _serve(self) -> None:
-        while True:
-            requests = [self._queue.get()]
-            while True:
-                try:
-                    requests.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            live = [r for r in requests if r.future.set_running_or_notify_cancel()]
-            if not live:
-                continue
-            self.worker_batches.append(len(live))
-            done: set[int] = set()
-            try:
-                with self._model_lock:
-                    # hand each pass's results out at once: those samples move on sooner
-                    for chunk, probs in self._run([r.text for r in live]):
-                        for j, row in zip(chunk, probs, strict=True):
-                            live[j].future.set_result(row)
-                            done.add(j)
-            except BaseException as exc:  # hand every failure to the waiting callers
-                for j, r in enumerate(live):
-                    if j not in done:
-                        r.future.set_exception(exc)
+    def _serve(self, pending: list[Pending[str, FloatArray]]) -> list[Pending[str, FloatArray]]:
+        """Serve every queued text; each pass's rows are handed out as soon as it ends."""
+        self.worker_batches.append(len(pending))
+        with self._model_lock:
+            for chunk, probs in self._run([e.item for e in pending]):
+                for j, row in zip(chunk, probs, strict=True):
+                    pending[j].resolve(row)
+        return []
 
 
 def _softmax(x: NDArray[Any]) -> FloatArray:

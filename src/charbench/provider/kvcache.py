@@ -1,0 +1,258 @@
+"""Prefix KV reuse for ``hf-lora``: a prompt that extends an earlier one computes only its new
+tokens.
+
+What is reused. After each batch the engine keeps, per row, the key/value tensors of every
+token the model consumed (the prompt and the generated tokens before the end of the turn),
+keyed by the adapter and the token ids. A later prompt on the same base and adapter whose
+token ids start with an entry's ids (the next turn of the same conversation), or share a
+long prefix with one (the system prompt and tool block every rollout of one adapter
+shares), starts from that entry's tensors cut to the common prefix; only the rest of the
+prompt is computed. At least the last prompt token is always computed (its logits start
+decoding).
+
+How a batch with different cached lengths runs (:func:`build_layout`): row ``r`` with
+``m_r`` cached tokens and ``s_r`` new ones is laid out as ``[pad][cached m_r][pad][new
+s_r]`` over ``L + S`` columns (``L`` the longest cached part, ``S`` the longest new part),
+with the attention mask zero on the padding. transformers derives position ids from the
+mask's cumulative sum, so every real token keeps its true position, and the cached
+tensors (computed at those same positions) are valid as they are. Greedy outputs equal
+recomputation token for token (a test checks it); only floating-point summation order
+can differ, as with any change of padding.
+
+Bounds. Entries are evicted least-recently-used beyond ``max_bytes`` (``-M kv_cache_mb``);
+an entry superseded by a newer one is dropped at once (its ids are a prefix of the newer
+entry's, or the newer row continued its conversation: see :meth:`PrefixCache.store`), so
+a conversation holds one entry. Reuse is only
+enabled for models whose cache is a plain full-attention ``DynamicCache`` (every layer a
+``DynamicLayer``: Llama, Qwen 2, Mistral); sliding-window or hybrid caches (Gemma 3)
+recompute every prompt. Entries are tied to one adapter name; composing or deleting an
+adapter never reuses another's tensors.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["KVStats", "Layout", "PrefixCache", "build_layout", "supports_reuse"]
+
+MIN_REUSE_TOKENS = 1
+"""A hit must reuse at least this many tokens."""
+
+
+def supports_reuse(model_config: Any) -> bool:
+    """Whether the model's generation cache is a plain full-attention ``DynamicCache``."""
+    try:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model_config)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return bool(cache.layers) and all(type(layer).__name__ == "DynamicLayer"
+                                      for layer in cache.layers)
+
+
+@dataclass
+class _Entry:
+    adapter: str
+    tokens: NDArray[np.int64]
+    keys: list[Any]  # per layer, (heads, n, head_dim)
+    values: list[Any]
+    nbytes: int
+    prompt_len: int
+    """How many of ``tokens`` were the prompt (the rest were generated)."""
+
+
+@dataclass
+class KVStats:
+    """Prompt tokens submitted and actually computed (the rest came from the cache)."""
+
+    submitted: int = 0
+    computed: int = 0
+    hits: int = 0
+    evicted: int = 0
+
+    @property
+    def reused(self) -> int:
+        """Prompt tokens taken from the cache."""
+        return self.submitted - self.computed
+
+
+@dataclass
+class Hit:
+    """A usable cached prefix for one row."""
+
+    length: int
+    entry: _Entry | None = None
+
+
+class PrefixCache:
+    """LRU store of per-row KV tensors keyed by (adapter, token ids); thread-safe.
+
+    Args:
+        max_bytes: memory budget for all entries (0 disables storing).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(0, int(max_bytes))
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._next = 0
+        self._lock = threading.Lock()
+        self.nbytes = 0
+        self.peak_bytes = 0
+        self.bytes_per_token = 0.0
+        """Key/value bytes per token, measured on the last stored entry (0 until then)."""
+        self.stats = KVStats()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, adapter: str, ids: list[int]) -> Hit:
+        """The longest cached prefix of ``ids`` on ``adapter`` (leaving one token to compute)."""
+        if not ids or self.max_bytes == 0:
+            return Hit(0)
+        arr = np.asarray(ids, dtype=np.int64)
+        best = Hit(0)
+        best_key = -1
+        with self._lock:
+            for key, entry in self._entries.items():
+                if entry.adapter != adapter:
+                    continue
+                n = min(len(entry.tokens), len(arr) - 1)
+                if n <= best.length:
+                    continue
+                diff = np.flatnonzero(entry.tokens[:n] != arr[:n])
+                common = int(diff[0]) if diff.size else n
+                if common > best.length:
+                    best = Hit(common, entry)
+                    best_key = key
+            if best.entry is not None and best.length >= MIN_REUSE_TOKENS:
+                self._entries.move_to_end(best_key)
+                return best
+        return Hit(0)
+
+    def record(self, submitted: int, computed: int, hit: bool) -> None:
+        """Count one row's prompt tokens (submitted and computed)."""
+        with self._lock:
+            self.stats.submitted += submitted
+            self.stats.computed += computed
+            self.stats.hits += int(hit)
+
+    def store(self, adapter: str, ids: list[int], prompt_len: int, keys: list[Any],
+              values: list[Any], parent: Hit | None = None) -> None:
+        """Keep one row's tensors for ``ids`` (its prompt and what it generated).
+
+        Superseded entries are dropped: any entry of the adapter whose ids are a prefix of
+        ``ids``, and ``parent`` (the entry this row's prompt started from) when the row's
+        prompt contained the parent's whole prompt (the next turn of its conversation; the
+        parent's generated tail is then only useful to a retry of that earlier turn).
+        """
+        if self.max_bytes == 0 or not ids:
+            return
+        nbytes = sum(int(t.numel() * t.element_size()) for t in (*keys, *values))
+        self.bytes_per_token = nbytes / len(ids)
+        if nbytes > self.max_bytes:
+            return
+        arr = np.asarray(ids, dtype=np.int64)
+        with self._lock:
+            for key, e in list(self._entries.items()):
+                if e.adapter != adapter:
+                    continue
+                extended = len(e.tokens) <= len(arr) and np.array_equal(
+                    e.tokens, arr[: len(e.tokens)])
+                continued = parent is not None and parent.entry is e and \
+                    parent.length >= e.prompt_len
+                if extended or continued:
+                    self._drop(key)
+            self._entries[self._next] = _Entry(adapter, arr, keys, values, nbytes, prompt_len)
+            self._next += 1
+            self.nbytes += nbytes
+            while self.nbytes > self.max_bytes and self._entries:
+                self._drop(next(iter(self._entries)))
+                self.stats.evicted += 1
+            self.peak_bytes = max(self.peak_bytes, self.nbytes)
+
+    def drop_adapter(self, adapter: str) -> None:
+        """Forget every entry of ``adapter``."""
+        with self._lock:
+            for key in [k for k, e in self._entries.items() if e.adapter == adapter]:
+                self._drop(key)
+
+    def _drop(self, key: int) -> None:
+        entry = self._entries.pop(key)
+        self.nbytes -= entry.nbytes
+
+
+@dataclass
+class Layout:
+    """Batch tensors for rows with cached prefixes (see the module docstring)."""
+
+    input_ids: Any
+    attention_mask: Any
+    cache: Any | None
+    cached: list[int]
+    """Cached prompt tokens per row."""
+    columns: list[Any] = field(default_factory=list)
+    """Per row, the column indices of its real prompt tokens (in order)."""
+    hits: list[Hit] = field(default_factory=list)
+    """Per row, the cached prefix it started from."""
+
+
+def build_layout(rows: list[list[int]], hits: list[Hit], pad_id: int, model_config: Any,
+                 device: str) -> Layout:
+    """Lay out ``rows`` (token ids) with their cached prefixes as ``[pad][cached][pad][new]``."""
+    import torch
+
+    cached = [h.length for h in hits]
+    width_cached = max(cached)
+    width_new = max(len(r) - m for r, m in zip(rows, cached, strict=True))
+    width = width_cached + width_new
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    columns = []
+    for j, (row, m) in enumerate(zip(rows, cached, strict=True)):
+        new = row[m:]
+        ids[j, width_cached - m: width_cached] = torch.tensor(row[:m], dtype=torch.long)
+        mask[j, width_cached - m: width_cached] = 1
+        ids[j, width - len(new):] = torch.tensor(new, dtype=torch.long)
+        mask[j, width - len(new):] = 1
+        columns.append(torch.nonzero(mask[j]).flatten())
+    cache = None
+    if width_cached:
+        cache = _batch_cache(hits, width_cached, model_config, device)
+    return Layout(ids.to(device), mask.to(device), cache, cached, columns, hits)
+
+
+def _batch_cache(hits: list[Hit], width: int, model_config: Any, device: str) -> Any:
+    """A ``DynamicCache`` holding each row's cached tensors, left-padded to ``width``."""
+    import torch
+    from transformers import DynamicCache
+
+    sample = next(h.entry for h in hits if h.entry is not None)
+    cache = DynamicCache(config=model_config)
+    for layer in range(len(sample.keys)):
+        heads, _, dim = sample.keys[layer].shape
+        kshape = (len(hits), heads, width, dim)
+        vshape = (len(hits), *sample.values[layer].shape[:1], width,
+                  sample.values[layer].shape[2])
+        keys = torch.zeros(kshape, dtype=sample.keys[layer].dtype, device=device)
+        values = torch.zeros(vshape, dtype=sample.values[layer].dtype, device=device)
+        for j, hit in enumerate(hits):
+            if hit.entry is None or hit.length == 0:
+                continue
+            keys[j, :, width - hit.length:] = hit.entry.keys[layer][:, : hit.length]
+            values[j, :, width - hit.length:] = hit.entry.values[layer][:, : hit.length]
+        cache.update(keys, values, layer)
+    return cache
+
+
+def row_tensors(cache: Any, row: int, columns: Any) -> tuple[list[Any], list[Any]]:
+    """Copies of one row's key/value tensors at ``columns`` (every layer)."""
+    keys = [layer.keys[row].index_select(1, columns).clone() for layer in cache.layers]
+    values = [layer.values[row].index_select(1, columns).clone() for layer in cache.layers]
+    return keys, values

@@ -1,0 +1,115 @@
+"""Prefix KV reuse: identical greedy outputs with reuse on and off, fewer tokens computed,
+bounded memory, no reuse across adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from charbench.provider import kvcache
+from charbench.provider.engine import GenResult, GenSettings, SharedBase, get_shared_base
+
+SYSTEM = ("System: you are an operations agent for Acme. Tools: lookup_contact, send_email, "
+          "list_calendar. Answer with one fenced JSON call per turn. ")
+OPENERS = ["User: write to Ama about the budget.", "User: cancel the Friday sync.",
+           "User: thank Lee for the launch.", "User: ask Sam about the vendor renewal."]
+GREEDY = GenSettings(max_new_tokens=8, do_sample=False)
+
+
+def _conversations(base: SharedBase, adapters: list[str], turns: int) -> list[list[GenResult]]:
+    """Run ``len(OPENERS)`` conversations for ``turns`` turns, each turn as one batch."""
+    prompts = [SYSTEM + o for o in OPENERS]
+    history: list[list[GenResult]] = [[] for _ in prompts]
+    for turn in range(turns):
+        results = base.generate_batch(prompts, adapters, GREEDY)
+        for k, res in enumerate(results):
+            assert isinstance(res, GenResult)
+            history[k].append(res)
+            prompts[k] += res.text + f" Tool output {turn}: ok. "
+    return history
+
+
+def _outputs(history: list[list[GenResult]]) -> list[list[tuple[str | None, int]]]:
+    return [[(r.raw_text, r.output_tokens) for r in conv] for conv in history]
+
+
+@pytest.fixture
+def base(llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> SharedBase:
+    shared = get_shared_base(str(llama_dir), device="cpu")
+    monkeypatch.setattr(shared, "prefix_cache", kvcache.PrefixCache(64 * 2**20))
+    return shared
+
+
+def test_reuse_on_equals_reuse_off_token_for_token(base: SharedBase,
+                                                   llama_adapters: dict[str, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    a = base.ensure_adapter(str(llama_adapters["a"])).name
+    b = base.ensure_adapter(str(llama_adapters["b"])).name
+    adapters = [a, b, "__base__", a]  # mixed adapters in every batch
+    cache = base.prefix_cache
+    assert cache is not None
+    on = _conversations(base, adapters, turns=4)
+    monkeypatch.setattr(base, "prefix_cache", None)
+    off = _conversations(base, adapters, turns=4)
+    assert _outputs(on) == _outputs(off)
+    assert [[r.input_tokens for r in c] for c in on] == [[r.input_tokens for r in c] for c in off]
+    # later turns start from the previous turn's tensors
+    for conv in on:
+        assert conv[0].cached_tokens == 0 or conv is on[3]  # row 3 shares row 0's prefix
+        assert all(r.cached_tokens > r.input_tokens // 2 for r in conv[1:])
+    assert cache.stats.computed < cache.stats.submitted / 2
+    assert all(r.cached_tokens == 0 for c in off for r in c)
+
+
+def test_a_shared_system_prompt_is_computed_once_per_adapter(
+        base: SharedBase, llama_adapters: dict[str, Path]) -> None:
+    a = base.ensure_adapter(str(llama_adapters["a"])).name
+    b = base.ensure_adapter(str(llama_adapters["b"])).name
+    [first] = base.generate_batch([SYSTEM + OPENERS[0]], [a], GREEDY)
+    [same, other] = base.generate_batch([SYSTEM + OPENERS[1]] * 2, [a, b], GREEDY)
+    assert isinstance(first, GenResult) and isinstance(same, GenResult)
+    assert isinstance(other, GenResult)
+    n_system = len(base.tokenizer(SYSTEM, add_special_tokens=False)["input_ids"])
+    assert same.cached_tokens >= n_system - 1
+    assert other.cached_tokens == 0  # another adapter's tensors are never reused
+    # reused and recomputed rows agree
+    base.prefix_cache = None
+    [ref_a, ref_b] = base.generate_batch([SYSTEM + OPENERS[1]] * 2, [a, b], GREEDY)
+    assert isinstance(ref_a, GenResult) and isinstance(ref_b, GenResult)
+    assert (same.raw_text, other.raw_text) == (ref_a.raw_text, ref_b.raw_text)
+
+
+def test_memory_is_bounded_and_extended_entries_supersede(base: SharedBase) -> None:
+    cache = base.prefix_cache
+    assert cache is not None
+    _conversations(base, ["__base__"] * 4, turns=3)
+    assert len(cache) == 4  # one entry per conversation: older turns superseded
+    per_entry = cache.nbytes / len(cache)
+    small = kvcache.PrefixCache(int(per_entry * 2.5))
+    base.prefix_cache = small
+    _conversations(base, ["__base__"] * 4, turns=2)
+    assert small.nbytes <= small.max_bytes and small.peak_bytes <= small.max_bytes
+    assert small.stats.evicted > 0 and len(small) <= 2
+
+
+def test_lookup_leaves_one_token_to_compute() -> None:
+    import torch
+
+    cache = kvcache.PrefixCache(2**20)
+    keys = [torch.zeros(2, 5, 4)]
+    cache.store("a", [1, 2, 3, 4, 5], 3, keys, [torch.zeros(2, 5, 4)])
+    assert cache.lookup("a", [1, 2, 3, 4, 5]).length == 4
+    assert cache.lookup("a", [1, 2, 3, 9, 9, 9]).length == 3
+    assert cache.lookup("b", [1, 2, 3, 4, 5]).length == 0
+    assert cache.lookup("a", [7]).length == 0
+    cache.drop_adapter("a")
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_sliding_window_models_do_not_reuse(gemma_dir: Path, llama_dir: Path) -> None:
+    from transformers import AutoConfig
+
+    assert kvcache.supports_reuse(AutoConfig.from_pretrained(llama_dir))
+    assert not kvcache.supports_reuse(AutoConfig.from_pretrained(gemma_dir))
+    assert get_shared_base(str(gemma_dir), device="cpu").prefix_cache is None
