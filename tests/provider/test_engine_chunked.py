@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +30,16 @@ def base(llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> SharedBase:
 
 
 def _run(base: SharedBase, adapters: list[str], settings: GenSettings) -> list[GenResult]:
-    futures = [base.submit(p, a, settings, 64) for p, a in zip(PROMPTS, adapters, strict=True)]
-    return [f.result(120) for f in futures]
+    """Submit the prompts in one event-loop tick, so they reach the worker as one batch
+    (thread-side ``submit`` calls can race the worker, which may start with the first)."""
+
+    async def burst() -> list[Any]:
+        futures = [base.submit_async(p, a, settings, 64)
+                   for p, a in zip(PROMPTS, adapters, strict=True)]
+        await asyncio.sleep(0)  # the tick ends: the burst is flushed to the worker together
+        return futures
+
+    return [f.result(120) for f in asyncio.run(burst())]
 
 
 @pytest.mark.parametrize("sampled", [False, True])
