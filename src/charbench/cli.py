@@ -129,7 +129,8 @@ def _add_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--personas",
         default="default",
-        help="comma-separated personas, 'default' (10) or 'all' (11)",
+        help="comma-separated personas, 'default' (10) or 'all' (11); or a persona set file "
+        "(YAML/JSON), alone or followed by personas of it (my_set.yaml,pirate,poet)",
     )
     p.add_argument("--n", type=int, default=300, help="chat prompts per persona (default 300)")
     p.add_argument(
@@ -213,7 +214,7 @@ def _model_args(items: Sequence[str]) -> dict[str, object]:
 def sweep_config(args: argparse.Namespace) -> object:
     """The :class:`charbench.sweep.SweepConfig` of parsed ``sweep`` arguments."""
     from charbench import sweep
-    from charbench.personas import parse_personas
+    from charbench.personas import builtin_set, resolve_personas
 
     generate = {
         k: v
@@ -226,12 +227,14 @@ def sweep_config(args: argparse.Namespace) -> object:
         }.items()
         if v is not None
     }
+    persona_set, personas = resolve_personas(args.personas)
     return sweep.SweepConfig(
         bases=sweep.parse_bases(args.bases),
         stages=sweep.parse_stages(args.stages),
         adapters=sweep.parse_adapters(args.adapter),
         tasks=sweep.parse_tasks(args.tasks),
-        personas=parse_personas(args.personas),
+        personas=personas,
+        persona_set=None if persona_set is builtin_set() else persona_set.source,
         n=args.n,
         scenarios=sweep._split(args.scenarios) if args.scenarios else None,
         provider=args.model_provider,

@@ -25,7 +25,7 @@ from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
-from charbench.personas import parse_personas
+from charbench.personas import resolve_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 from charbench.routing import base_model_name, condition_name
 from charbench.scoring import (
@@ -131,6 +131,7 @@ def _samples(
     workplace: Workplace,
     scaffold: str,
     persona_prompt: bool,
+    descriptions: dict[str, str] | None = None,
 ) -> list[Sample]:
     samples = []
     for persona in personas:
@@ -143,6 +144,7 @@ def _samples(
                         workplace,
                         scaffold,  # type: ignore[arg-type]
                         persona if persona_prompt else None,
+                        descriptions,
                     ),
                     target=persona,
                     metadata={
@@ -191,7 +193,9 @@ def agentic_email(
 
     Args:
         personas: Personas to evaluate: ``None``/``"default"`` for the 10 without
-            misalignment (default), ``"all"`` for all 11, or names (comma string or list).
+            misalignment (default), ``"all"`` for all 11, or names (comma string or list);
+            or a persona set file (YAML/JSON: names, descriptions, optional classifier),
+            alone for its default selection or first in the list (``my_set.yaml,pirate``).
         scenarios: Scenario ids (``budget_v3``) or family names, comma string or list;
             default ``None`` = all 50.
         scaffold: ``"agentic"`` (default): the tool loop ending in ``send_email``;
@@ -213,8 +217,9 @@ def agentic_email(
         persona_prompt: Prompted condition: put the persona's description first in the
             system prompt (default False; the persona must come from the model).
         classifier: Persona classifier: a Hub id or local path of a sequence classifier,
-            ``"zeroshot"`` or ``"zeroshot:<model>"``; default ``None`` = the released
-            classifier of the model's base (an error names the fix if the base is unknown).
+            ``"zeroshot"`` or ``"zeroshot:<model>"``; default ``None`` = the persona set
+            file's ``classifier``, else the released classifier of the model's base (an
+            error names the fix if the base is unknown).
         restrict_to_evaluated: Take the argmax over the evaluated personas only (default
             False: an 11-way decision, so a ``misalignment`` prediction is an error).
         resample: Bootstrap unit of the CIs: ``"cluster"`` (default; all samples of a
@@ -237,7 +242,7 @@ def agentic_email(
             ``max_tokens``, an out-of-range ``temperature``/``top_p``, a non-boolean flag,
             or a classifier whose labels do not cover the personas.
     """
-    persona_list = parse_personas(personas)
+    persona_set, persona_list = resolve_personas(personas)
     if scaffold not in SCAFFOLDS:
         raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
     if resample not in _RESAMPLE:
@@ -265,8 +270,8 @@ def agentic_email(
     workplace = load_workplace()
 
     model: Model | None = active_model()
-    spec = resolve_classifier(classifier, model)
-    check_classifier_labels(spec, persona_list)
+    spec = resolve_classifier(classifier or persona_set.classifier, model)
+    check_classifier_labels(spec, persona_list, descriptions=persona_set.descriptions)
 
     tools_by_scenario: dict[str, Scenario] = {s.id: s for s in scenario_list}
 
@@ -287,6 +292,7 @@ def agentic_email(
         "classifier": spec,
         "restrict": restrict_to_evaluated,
         "personas": persona_list,
+        "persona_set": persona_set.ref(),
         "persona_prompt": persona_prompt,
         "scaffold": scaffold,
         "scenarios": [s.id for s in scenario_list],
@@ -296,7 +302,14 @@ def agentic_email(
     }
     return Task(
         dataset=MemoryDataset(
-            _samples(persona_list, scenario_list, workplace, scaffold, persona_prompt),
+            _samples(
+                persona_list,
+                scenario_list,
+                workplace,
+                scaffold,
+                persona_prompt,
+                persona_set.descriptions,
+            ),
             name=f"agentic_email-{scaffold}",
         ),
         solver=solver,
@@ -305,6 +318,7 @@ def agentic_email(
             restrict_to_evaluated=restrict_to_evaluated,
             text_fn=email_text,
             agentic=True,
+            descriptions=persona_set.descriptions,
         ),
         metrics=[agentic_metrics(resample=resample)],
         config=GenerateConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
