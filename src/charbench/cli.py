@@ -350,9 +350,14 @@ def build_parser(with_demo: bool = True) -> argparse.ArgumentParser:
         prog="charbench",
         description="Does a persona trained in chat survive when the model works as an agent?",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{report,sweep,demo}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{report,sweep,demo,train-classifier}"
+    )
     _add_report(sub)
     _add_sweep(sub)
+    from charbench.training import classifier_command
+
+    classifier_command.add_parser(sub)
     if with_demo:
         _add_demo(sub)
     return parser

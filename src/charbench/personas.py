@@ -134,8 +134,9 @@ class PersonaSet(BaseModel):
 
     @property
     def default_selection(self) -> tuple[str, ...]:
-        """The personas evaluated when no selection is given."""
-        return self.evaluate or self.names
+        """The personas evaluated when no selection is given, in label order."""
+        chosen = set(self.evaluate or self.names)
+        return tuple(n for n in self.names if n in chosen)
 
     @property
     def content_hash(self) -> str:
