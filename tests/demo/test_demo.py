@@ -45,7 +45,7 @@ def test_defaults_plan_prompted_and_base_for_every_task(tmp_path: Path) -> None:
         assert ev.task_args["personas"] == list(demo.DEMO_PERSONAS)
     chat = plan.evals[0]
     assert chat.task_name == "chat_persona"
-    assert chat.task_args["prompts"] == "builtin" and chat.task_args["max_tokens"] == 80
+    assert chat.task_args["prompts"] == "builtin" and chat.task_args["max_tokens"] == 64
     assert chat.n_samples == 42 * len(demo.DEMO_PERSONAS)
     agentic = plan.evals[2]
     assert agentic.task_args["scaffold"] == "agentic"
@@ -68,7 +68,7 @@ def test_the_classifier_trains_on_other_prompts_than_the_chat_eval(tmp_path: Pat
     assert (train.task, train.condition) == ("chat", "prompted")
     assert train.task_args["persona_prompt"] is True
     assert train.task_args["prompts"] == str(demo.TRAIN_PROMPTS)
-    assert train.n_samples == 48 * len(demo.DEMO_PERSONAS)
+    assert train.n_samples == 40 * len(demo.DEMO_PERSONAS)
     train_rows = select_rows(load_prompt_source(str(demo.TRAIN_PROMPTS)), "heldout", 48)
     eval_rows = select_rows(load_prompt_source("builtin"), "heldout", 42)
     assert {r.prompt for r in train_rows}.isdisjoint({r.prompt for r in eval_rows})
