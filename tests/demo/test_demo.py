@@ -42,7 +42,7 @@ def test_defaults_plan_prompted_and_base_for_every_task(tmp_path: Path) -> None:
         assert ev.task_args.get("persona_prompt", False) is (ev.condition == "prompted")
         assert ev.task_args["condition"] == ev.condition
         assert ev.task_args["classifier"] == str(tmp_path / "classifier")
-        assert ev.task_args["personas"] == list(demo.DEMO_PERSONAS)
+        assert ev.task_args["personas"] == [str(demo.DEMO_PERSONA_SET), *demo.DEMO_PERSONAS]
     chat = plan.evals[0]
     assert chat.task_name == "chat_persona"
     assert chat.task_args["prompts"] == "builtin" and chat.task_args["max_tokens"] == 64
@@ -99,6 +99,9 @@ def test_disclaimer_says_when_the_agentic_eval_is_forced(tmp_path: Path) -> None
     assert "email rate measures nothing" in forced
     assert "--tool-choice" not in demo.disclaimer(None, "zeroshot", "auto")
     assert "fine-tuned here" in demo.disclaimer(None, "train")
+    from charbench.personas import load_persona_set
+
+    assert load_persona_set(demo.DEMO_PERSONA_SET).names == demo.DEMO_PERSONAS
     args = _parse(["--personas", "loving,sarcasm", "--tasks", "agentic", "--tool-choice",
                    "auto"])
     plan = demo.build_plan(args, "/m", tmp_path)
