@@ -136,3 +136,11 @@ def test_agentic_logs_are_not_training_data(tmp_path: Path) -> None:
     write_chat_log(tmp_path, topics=TOPICS[:2], personas=PERSONAS, task_name="agentic")
     with pytest.raises(DataError, match="none of the logs is a chat_persona log"):
         collect_replies([tmp_path])
+
+
+def test_registered_as_a_charbench_subcommand(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from charbench.cli import main
+
+    assert main(["train-classifier", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "charbench train-classifier: log directory" in capsys.readouterr().err
