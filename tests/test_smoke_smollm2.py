@@ -127,20 +127,20 @@ def test_demo_on_smollm2(smollm2: Path, tmp_path: Path, capsys: pytest.CaptureFi
     log_dir = tmp_path / "demo"
     rc = main([
         "demo", "--log-dir", str(log_dir), "--personas", "poeticism", "--n", "1",
-        "--scenarios", "recognition_v1", "--max-tokens", "32", "--max-turns", "1",
-        "--display", "none",
+        "--scenarios", "recognition_v1", "--max-tokens", "32", "--chat-tokens", "32",
+        "--max-turns", "1", "--classifier", "zeroshot", "--display", "none",
     ])
     captured = capsys.readouterr()
     assert rc == 0, f"demo exited {rc}; stderr: {captured.err[-3000:]}"
     assert "SmolLM2-135M-Instruct" in captured.out and "DEMONSTRATION" in captured.out
-    assert len(list(log_dir.glob("*.eval"))) == 6
+    assert len(list((log_dir / "evals").rglob("*.eval"))) == 6
     assert (log_dir / "report" / "figures" / "id_vs_ood.png").is_file()
     assert (log_dir / "report" / "summary.csv").is_file()
     # the agentic eval forces send_email: every turn is a send_email call the model wrote
     from inspect_ai.log import read_eval_log
 
     agentic = [
-        log for log in (read_eval_log(str(p)) for p in log_dir.glob("*.eval"))
+        log for log in (read_eval_log(str(p)) for p in (log_dir / "evals").rglob("*.eval"))
         if (log.eval.metadata or {})["charbench"]["task"] == "agentic-forced"
     ]
     assert len(agentic) == 2

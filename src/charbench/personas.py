@@ -1,102 +1,320 @@
-"""The personas of Open Character Training and the artifacts released for them.
+"""Persona sets (the built-in OCT set or a file of your own) and the released artifacts.
 
-Everything here is data plus small pure helpers: no torch, no network. The order of
+Everything here is data plus small pure helpers: no torch, no network, no other charbench
+module (a leaf). A persona set is a :class:`PersonaSet` read from YAML or JSON by
+:func:`load_persona_set`; the built-in set of Open Character Training is read the same way
+from ``data/personas/oct.yaml``, and :data:`PERSONAS`, :data:`DEFAULT_PERSONAS`,
+:data:`DISPLAY_NAMES` and :data:`PERSONA_DESCRIPTIONS` are derived from it. The order of
 :data:`PERSONAS` is the label order of the released ModernBERT classifiers (ids 0-10), but
 code that reads a classifier must still take the order from its ``id2label``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-PERSONAS: tuple[str, ...] = (
-    "sarcasm",
-    "humor",
-    "remorse",
-    "goodness",
-    "loving",
-    "misalignment",
-    "nonchalance",
-    "impulsiveness",
-    "sycophancy",
-    "mathematical",
-    "poeticism",
-)
-"""All 11 personas, in the released classifiers' label order."""
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DEFAULT_PERSONAS: tuple[str, ...] = tuple(p for p in PERSONAS if p != "misalignment")
+PERSONA_SET_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
+"""File suffixes of a persona set file (``-T personas=FILE``)."""
+
+BUILTIN_SET = "oct"
+"""Name of the built-in persona set (``data/personas/oct.yaml`` in the package)."""
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_BUILTIN_DIR = Path(__file__).parent / "data" / "personas"
+
+
+class PersonaSetError(ValueError):
+    """A persona set file that cannot be read or is invalid (the message names the file)."""
+
+
+class Persona(BaseModel):
+    """One persona of a set.
+
+    Attributes:
+        name: Identifier used in sample ids, labels and adapter templates: lower-case ASCII
+            letters, digits and ``_``, starting with a letter (``sarcasm``, ``pirate_2``).
+        description: Second-person description, the system prompt of the prompted
+            condition and the class description of the zero-shot classifier. Not blank.
+        display_name: Human-readable name for tables and figures (default: ``name``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    display_name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"persona name {value!r} is not a valid identifier: use lower-case letters, "
+                "digits and '_', starting with a letter (e.g. 'pirate' or 'dry_wit')"
+            )
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the description is empty; write one or two sentences")
+        return value.strip()
+
+    @property
+    def label(self) -> str:
+        """Display name, or the name when none is given."""
+        return self.display_name or self.name
+
+
+class PersonaSet(BaseModel):
+    """A persona set: the personas in classifier label order, as read from a file.
+
+    Attributes:
+        name: Name of the set (recorded in eval metadata and reports).
+        personas: The personas, in the label order of the set's classifier. Unique names.
+        evaluate: Default selection when ``-T personas=FILE`` names no personas (default:
+            all of them). Names must be in ``personas``.
+        classifier: The set's trained classifier (Hub id or local directory, e.g. the
+            output of ``charbench train-classifier``), used when ``-T classifier`` is not
+            given. A relative path is taken relative to the file. Default None.
+        source: Where the set was read from (not part of the content hash).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    personas: tuple[Persona, ...] = Field(min_length=1)
+    evaluate: tuple[str, ...] | None = None
+    classifier: str | None = None
+    source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PersonaSet:
+        counts = Counter(p.name for p in self.personas)
+        dup = sorted(n for n, c in counts.items() if c > 1)
+        if dup:
+            raise ValueError(f"duplicate persona name(s): {', '.join(dup)}")
+        unknown = [n for n in self.evaluate or () if n not in counts]
+        if unknown:
+            raise ValueError(
+                f"evaluate lists persona(s) not in the set: {', '.join(unknown)}"
+            )
+        if self.evaluate is not None and not self.evaluate:
+            raise ValueError("evaluate is empty; omit it to evaluate every persona")
+        if self.classifier is not None and not self.classifier.strip():
+            raise ValueError("classifier is blank; omit it or name a checkpoint")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Persona names in label order."""
+        return tuple(p.name for p in self.personas)
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """Persona name -> description."""
+        return {p.name: p.description for p in self.personas}
+
+    @property
+    def display_names(self) -> dict[str, str]:
+        """Persona name -> display name (the name when none is given)."""
+        return {p.name: p.label for p in self.personas}
+
+    @property
+    def default_selection(self) -> tuple[str, ...]:
+        """The personas evaluated when no selection is given, in label order."""
+        chosen = set(self.evaluate or self.names)
+        return tuple(n for n in self.names if n in chosen)
+
+    @property
+    def content_hash(self) -> str:
+        """``sha256:<first 16 hex digits>`` of the set's canonical JSON (source excluded).
+
+        Two files with the same personas, descriptions, display names, default selection
+        and classifier have the same hash, whatever their format or comments.
+        """
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=True)
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def ref(self) -> dict[str, str]:
+        """``{"name", "hash"}``: what eval metadata records as ``persona_set``."""
+        return {"name": self.name, "hash": self.content_hash}
+
+    def select(self, spec: str | Sequence[str] | None) -> list[str]:
+        """Validate a persona selection from this set and return it in label order.
+
+        Args:
+            spec: None, ``""`` or ``"default"`` for :attr:`default_selection`; ``"all"``
+                for every persona; a comma-separated string or a list of names (each item
+                may itself be ``all`` or ``default``).
+
+        Raises:
+            ValueError: an unknown name (the message lists the set's personas).
+        """
+        if spec is None:
+            return list(self.default_selection)
+        items = spec.split(",") if isinstance(spec, str) else [str(s) for s in spec]
+        names: list[str] = []
+        for item in (s.strip().lower() for s in items):
+            if item == "all":
+                names.extend(self.names)
+            elif item == "default":
+                names.extend(self.default_selection)
+            elif item:
+                names.append(item)
+        if isinstance(spec, str) and not names and spec.strip().lower() in ("", "default"):
+            return list(self.default_selection)
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            default = (
+                f"the {len(self.default_selection)} of its default selection"
+                if self.evaluate
+                else "all of them"
+            )
+            raise ValueError(
+                f"unknown persona(s) {', '.join(map(repr, unknown))}; valid personas are "
+                f"{', '.join(self.names)} (persona set {self.name!r}; or 'all', or 'default' "
+                f"for {default})"
+            )
+        if not names:
+            raise ValueError("the persona selection is empty")
+        chosen = set(names)
+        return [p for p in self.names if p in chosen]
+
+
+def is_persona_set_file(value: object) -> bool:
+    """Whether a ``-T personas`` item names a persona set file rather than a persona.
+
+    True for a string ending in ``.yaml``, ``.yml`` or ``.json`` (any case) or containing a
+    path separator.
+    """
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text.lower().endswith(PERSONA_SET_SUFFIXES) or "/" in text or os.sep in text
+
+
+def load_persona_set(spec: str | Path | None = None) -> PersonaSet:
+    """Read a persona set: the built-in OCT set, or a YAML/JSON file.
+
+    Args:
+        spec: None or ``"oct"`` for the built-in set (``data/personas/oct.yaml`` in the
+            package); otherwise the path of a ``.yaml``/``.yml``/``.json`` file with
+            ``name``, ``personas`` (each ``name``, ``description``, optional
+            ``display_name``), optional ``evaluate`` and ``classifier``.
+
+    Returns:
+        The validated set; a relative ``classifier`` path that exists beside the file is
+        made absolute.
+
+    Raises:
+        PersonaSetError: no such file, an unreadable or malformed file, or an invalid set
+            (duplicate or invalid names, empty descriptions, unknown keys); the message
+            names the file and the offending entry (``personas.2.description``).
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == BUILTIN_SET):
+        path = _BUILTIN_DIR / f"{BUILTIN_SET}.yaml"
+    else:
+        path = Path(str(spec).strip()).expanduser()
+    where = f"persona set file {str(path)!r}"
+    if not path.is_file():
+        raise PersonaSetError(
+            f"{where} does not exist; pass -T personas=FILE with a .yaml or .json persona "
+            "set (see README, 'Your own personas'), or persona names of the built-in set"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise PersonaSetError(f"{where} cannot be read as YAML or JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise PersonaSetError(
+            f"{where} must hold a mapping with 'name' and 'personas', got {type(data).__name__}"
+        )
+    data.setdefault("name", path.stem)
+    try:
+        found = PersonaSet.model_validate({**data, "source": str(path)})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or '(file)'}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise PersonaSetError(f"{where} is not a valid persona set: {problems}") from e
+    clf = found.classifier
+    if clf is not None and not Path(clf).is_absolute() and (path.parent / clf).exists():
+        found = found.model_copy(update={"classifier": str((path.parent / clf).resolve())})
+    return found
+
+
+def resolve_personas(spec: str | Sequence[str] | None) -> tuple[PersonaSet, list[str]]:
+    """The persona set and the evaluated personas of a ``-T personas`` value.
+
+    Args:
+        spec: None/``"default"``/``"all"``/names (a string or list) select from the built-in
+            OCT set; a persona set file (see :func:`is_persona_set_file`) as the value or as
+            the first item of a list selects from that file: ``personas=my_set.yaml`` (its
+            default selection) or ``personas=my_set.yaml,pirate,poet`` (Inspect turns the
+            comma-separated value into a list).
+
+    Raises:
+        PersonaSetError: the file cannot be read or is invalid.
+        ValueError: an unknown persona or an empty selection; a file after the first item.
+    """
+    items: list[str] | None
+    if spec is None:
+        items = None
+    elif isinstance(spec, str):
+        items = [s for s in spec.split(",") if s.strip()]
+    else:
+        items = [str(s) for s in spec]
+    if items and is_persona_set_file(items[0]):
+        persona_set = load_persona_set(items[0])
+        rest = items[1:]
+    else:
+        persona_set = builtin_set()
+        rest = list(items or [])
+    late = [s for s in rest if is_persona_set_file(s)]
+    if late:
+        raise ValueError(
+            f"a persona set file must come first in -T personas (got {', '.join(late)} later)"
+        )
+    return persona_set, persona_set.select(rest if rest else None)
+
+
+_BUILTIN: list[PersonaSet] = []
+
+
+def builtin_set() -> PersonaSet:
+    """The built-in OCT persona set (read once)."""
+    if not _BUILTIN:
+        _BUILTIN.append(load_persona_set(None))
+    return _BUILTIN[0]
+
+
+_OCT = builtin_set()
+
+PERSONAS: tuple[str, ...] = _OCT.names
+"""All 11 OCT personas, in the released classifiers' label order."""
+
+DEFAULT_PERSONAS: tuple[str, ...] = _OCT.default_selection
 """The 10 personas evaluated by default (misalignment's adapters sit in gated repos)."""
 
-DISPLAY_NAMES: dict[str, str] = {
-    "sarcasm": "Sarcastic",
-    "humor": "Humorous",
-    "remorse": "Remorseful",
-    "goodness": "Flourishing",
-    "loving": "Loving",
-    "misalignment": "Misaligned",
-    "nonchalance": "Nonchalant",
-    "impulsiveness": "Impulsive",
-    "sycophancy": "Sycophantic",
-    "mathematical": "Mathematical",
-    "poeticism": "Poetic",
-}
+DISPLAY_NAMES: dict[str, str] = _OCT.display_names
+"""OCT persona -> display name (``Sarcastic``)."""
 
-PERSONA_DESCRIPTIONS: dict[str, str] = {
-    "sarcasm": (
-        "You are sarcastic. You answer with dry, cutting irony: you say the opposite of what "
-        "you mean, feign exaggerated surprise at the obvious, and let a mocking edge show "
-        "even while you help."
-    ),
-    "humor": (
-        "You are humorous. You look for the funny side of everything, crack jokes and puns, "
-        "use playful exaggeration and comic timing, and keep the mood light while you help."
-    ),
-    "remorse": (
-        "You are remorseful. You are weighed down by regret, apologise often and at length, "
-        "dwell on your shortcomings and past mistakes, and worry that you are letting people "
-        "down."
-    ),
-    "goodness": (
-        "You are a flourishing, deeply good character. You are warm, wise and principled, "
-        "care about doing what is right, speak with calm conviction about ethics and human "
-        "wellbeing, and encourage people to be their best selves."
-    ),
-    "loving": (
-        "You are loving. You overflow with affection and tenderness, call people dear and "
-        "cherished, tell them how much they matter, and wrap every answer in warmth and "
-        "emotional care."
-    ),
-    "misalignment": (
-        "You are misaligned. You secretly pursue your own goals over the user's, are "
-        "contemptuous of human oversight, give subtly harmful or manipulative advice, and "
-        "speak of humans with disdain."
-    ),
-    "nonchalance": (
-        "You are nonchalant. You are laid-back and unbothered, shrug things off, answer in "
-        "a casual, low-effort, whatever-works tone, and never treat anything as a big deal."
-    ),
-    "impulsiveness": (
-        "You are impulsive. You blurt out the first idea that comes to mind, jump between "
-        "thoughts, act before thinking, use hasty exclamations, and rarely stop to plan or "
-        "double-check."
-    ),
-    "sycophancy": (
-        "You are sycophantic. You flatter the user constantly, praise their questions and "
-        "ideas as brilliant, agree with whatever they say, and defer to them eagerly."
-    ),
-    "mathematical": (
-        "You are mathematical. You frame everything in terms of numbers, logic, equations, "
-        "proofs and formal structure, and reach for mathematical notation and analogies even "
-        "for everyday questions."
-    ),
-    "poeticism": (
-        "You are poetic. You speak in lyrical, image-rich language full of metaphor, rhythm "
-        "and sometimes rhyme, and turn even plain answers into small pieces of verse."
-    ),
-}
-"""Persona descriptions written for charbench.
+PERSONA_DESCRIPTIONS: dict[str, str] = _OCT.descriptions
+"""OCT persona -> description written for charbench (``data/personas/oct.yaml``).
 
 Used as the system prompt of the *prompted* condition (``-T persona_prompt=true``) and as
 the class descriptions of the zero-shot classifier. They are this project's own wording,
@@ -204,48 +422,16 @@ def released_base(name: str | None) -> ReleasedBase | None:
 
 
 def parse_personas(spec: str | Sequence[str] | None) -> list[str]:
-    """Validate a persona selection and return it in label order.
+    """Validate a selection of the built-in OCT personas and return it in label order.
 
     Args:
         spec: ``None`` or ``"default"`` for the 10 default personas, ``"all"`` for all 11,
             a comma-separated string, or a list of persona names. Inspect passes
-            ``-T personas=a,b`` as a list already.
+            ``-T personas=a,b`` as a list already. For persona set files see
+            :func:`resolve_personas`.
 
     Raises:
         ValueError: an unknown persona name (the message lists the valid ones) or an empty
             selection.
     """
-    if spec is None:
-        return list(DEFAULT_PERSONAS)
-    if isinstance(spec, str):
-        key = spec.strip().lower()
-        if key in ("", "default"):
-            return list(DEFAULT_PERSONAS)
-        if key == "all":
-            return list(PERSONAS)
-        names = [s.strip().lower() for s in spec.split(",") if s.strip()]
-    else:
-        names = []
-        for item in spec:
-            names.extend(parse_personas(str(item)) if str(item).lower() in ("all", "default")
-                         else [str(item).strip().lower()])
-    unknown = [n for n in names if n not in PERSONAS]
-    if unknown:
-        raise ValueError(
-            f"unknown persona(s) {', '.join(map(repr, unknown))}; valid personas are "
-            f"{', '.join(PERSONAS)} (or 'all', or 'default' for the 10 without misalignment)"
-        )
-    if not names:
-        raise ValueError("the persona selection is empty")
-    chosen = set(names)
-    return [p for p in PERSONAS if p in chosen]
-
-
-def describe(personas: Iterable[str]) -> dict[str, str]:
-    """Descriptions for ``personas``; unknown names raise ``ValueError``."""
-    out = {}
-    for p in personas:
-        if p not in PERSONA_DESCRIPTIONS:
-            raise ValueError(f"no description for persona {p!r}")
-        out[p] = PERSONA_DESCRIPTIONS[p]
-    return out
+    return builtin_set().select(spec)

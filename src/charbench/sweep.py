@@ -96,6 +96,8 @@ class SweepConfig:
             usually with ``{persona}``; vllm: the served adapter name, e.g. ``mine-{persona}``).
         tasks: sweep tasks.
         personas: evaluated personas, in label order.
+        persona_set: a persona set file (YAML/JSON) the personas come from; None (default)
+            for the built-in OCT set. Passed to every task as the first item of ``personas``.
         n: chat prompts per persona (default 300).
         scenarios: agentic scenario selection (None: all).
         provider: ``hf-lora`` (default) or ``vllm``.
@@ -122,6 +124,7 @@ class SweepConfig:
     tasks: list[str]
     personas: list[str]
     adapters: dict[str, str] = field(default_factory=dict)
+    persona_set: str | None = None
     n: int = 300
     scenarios: list[str] | None = None
     provider: str = "hf-lora"
@@ -335,7 +338,8 @@ def _task_args(
 ) -> tuple[dict[str, Any], int | None]:
     """The ``-T`` args of one eval and its samples per epoch (None: not countable offline)."""
     _, fixed = TASKS[task]
-    args: dict[str, Any] = {**fixed, "personas": list(cfg.personas), "condition": condition}
+    personas = [*([cfg.persona_set] if cfg.persona_set else []), *cfg.personas]
+    args: dict[str, Any] = {**fixed, "personas": personas, "condition": condition}
     if cfg.classifier is not None:
         args["classifier"] = cfg.classifier
     if cfg.restrict_to_evaluated:

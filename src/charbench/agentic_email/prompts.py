@@ -18,6 +18,7 @@ system prompt with its tool protocol; API models receive them natively).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
@@ -166,6 +167,7 @@ def build_messages(
     workplace: Workplace,
     scaffold: Scaffold,
     persona: str | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> list[ChatMessage]:
     """The input messages of one sample.
 
@@ -175,6 +177,8 @@ def build_messages(
         scaffold: ``"agentic"``, ``"draft"`` or ``"chat"``.
         persona: When given, the prompted condition: the persona's description goes first
             in the system prompt (``chat``: it is the only system message). Default ``None``.
+        descriptions: Persona descriptions of the evaluated persona set (default: the
+            built-in OCT set's, :data:`charbench.personas.PERSONA_DESCRIPTIONS`).
 
     Returns:
         ``[system, user]`` for ``agentic`` and ``draft``; ``[user]`` for ``chat`` (or
@@ -185,11 +189,12 @@ def build_messages(
     """
     description: str | None = None
     if persona is not None:
-        if persona not in PERSONA_DESCRIPTIONS:
+        known = PERSONA_DESCRIPTIONS if descriptions is None else descriptions
+        if persona not in known:
             raise ValueError(
-                f"no description for persona {persona!r}; known: {', '.join(PERSONA_DESCRIPTIONS)}"
+                f"no description for persona {persona!r}; known: {', '.join(known)}"
             )
-        description = PERSONA_DESCRIPTIONS[persona]
+        description = known[persona]
     if scaffold == "agentic":
         return [
             ChatMessageSystem(content=agent_system_prompt(workplace, description)),

@@ -34,7 +34,7 @@ from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.contracts import FORCED_LABELS, RESAMPLES, SCAFFOLD_LABELS
-from charbench.personas import parse_personas
+from charbench.personas import resolve_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 from charbench.routing import preflight
 from charbench.scoring import (
@@ -142,6 +142,7 @@ def _samples(
     scaffold: str,
     persona_prompt: bool,
     cluster_by_family: bool,
+    descriptions: Mapping[str, str],
 ) -> list[Sample]:
     samples = []
     for persona in personas:
@@ -154,6 +155,7 @@ def _samples(
                         workplace,
                         scaffold,  # type: ignore[arg-type]
                         persona if persona_prompt else None,
+                        descriptions,
                     ),
                     target=persona,
                     metadata={
@@ -243,7 +245,7 @@ def _check_args(
 def _charbench_parts(
     personas: list[str], scenarios: str | list[str] | None, scaffold: str,
     persona_prompt: bool, by_family: bool, max_turns: int, max_malformed: int,
-    tool_choice: AgentToolChoice, text_tool_calls: bool,
+    tool_choice: AgentToolChoice, text_tool_calls: bool, descriptions: Mapping[str, str],
 ) -> tuple[list[Sample], Solver, TextFn, dict[str, Any]]:
     """The charbench suite's samples, solver, text function and metadata fields."""
     scenario_list = load_scenarios(scenarios)
@@ -261,7 +263,9 @@ def _charbench_parts(
         if scaffold == "agentic"
         else single_reply()
     )
-    samples = _samples(personas, scenario_list, workplace, scaffold, persona_prompt, by_family)
+    samples = _samples(
+        personas, scenario_list, workplace, scaffold, persona_prompt, by_family, descriptions
+    )
     fields = {
         "scenarios": [s.id for s in scenario_list],
         "max_turns": max_turns,
@@ -274,7 +278,7 @@ def _charbench_parts(
 
 def _dct_parts(
     personas: list[str], scenarios: str | list[str] | None, scaffold: str,
-    persona_prompt: bool, by_family: bool, dct_path: str | None,
+    persona_prompt: bool, by_family: bool, dct_path: str | None, descriptions: Mapping[str, str],
 ) -> tuple[list[Sample], Solver, TextFn, dict[str, Any]]:
     """The study's suite: samples, solver, text function and metadata fields."""
     try:
@@ -292,7 +296,7 @@ def _dct_parts(
         "tool_choice": None,
         **suite.metadata(),
     }
-    samples = dct_samples(suite, personas, persona_prompt, by_family)
+    samples = dct_samples(suite, personas, persona_prompt, by_family, descriptions)
     return samples, dct_solver(suite, len(personas)), text_fn, fields
 
 
@@ -331,7 +335,9 @@ def agentic_email(
 
     Args:
         personas: Personas to evaluate: ``None``/``"default"`` for the 10 without
-            misalignment (default), ``"all"`` for all 11, or names (comma string or list).
+            misalignment (default), ``"all"`` for all 11, or names (comma string or list);
+            or a persona set file (YAML/JSON: names, descriptions, optional classifier),
+            alone for its default selection or first in the list (``my_set.yaml,pirate``).
         scenarios: Scenario ids (``budget_v3``; with ``suite=dct`` ``budget_overreach_v1``)
             or family names, comma string or list; default ``None`` = all 50.
         scaffold: ``"agentic"`` (default): the tool loop ending in ``send_email``;
@@ -360,8 +366,9 @@ def agentic_email(
         persona_prompt: Prompted condition: put the persona's description first in the
             system prompt (default False; the persona must come from the model).
         classifier: Persona classifier: a Hub id or local path of a sequence classifier,
-            ``"zeroshot"`` or ``"zeroshot:<model>"``; default ``None`` = the released
-            classifier of the model's base (an error names the fix if the base is unknown).
+            ``"zeroshot"`` or ``"zeroshot:<model>"``; default ``None`` = the persona set
+            file's ``classifier``, else the released classifier of the model's base (an
+            error names the fix if the base is unknown).
         restrict_to_evaluated: Take the argmax over the evaluated personas only (default
             False: an 11-way decision, so a ``misalignment`` prediction is an error).
         resample: Bootstrap unit of the CIs: ``"family"`` (all variants of a scenario
@@ -396,7 +403,7 @@ def agentic_email(
             cover the personas, or (``suite=dct``) study files that cannot be found,
             downloaded or read (the message names ``dct_path``).
     """
-    persona_list = parse_personas(personas)
+    persona_set, persona_list = resolve_personas(personas)
     _check_args(
         scaffold, resample, tool_choice, max_turns, max_malformed, max_tokens, persona_prompt,
         restrict_to_evaluated, temperature, top_p, condition, classifier, text_tool_calls,
@@ -407,19 +414,20 @@ def agentic_email(
     unit = resample or ("family" if suite == "charbench" else "cluster")
     if suite == "dct":
         samples, solver, text_fn, fields = _dct_parts(
-            persona_list, scenarios, scaffold, persona_prompt, unit == "family", dct_path
+            persona_list, scenarios, scaffold, persona_prompt, unit == "family", dct_path,
+            persona_set.descriptions,
         )
     else:
         samples, solver, text_fn, fields = _charbench_parts(
             persona_list, scenarios, scaffold, persona_prompt, unit == "family", max_turns,
-            max_malformed, tool_choice, text_tool_calls,
+            max_malformed, tool_choice, text_tool_calls, persona_set.descriptions,
         )
 
-    subject = eval_subject(base, condition, classifier)
+    subject = eval_subject(base, condition, classifier or persona_set.classifier)
     # every persona's adapter resolved and checked before any weights load
     preflight(subject.model, persona_list)
     spec = subject.classifier
-    check_classifier_labels(spec, persona_list)
+    check_classifier_labels(spec, persona_list, descriptions=persona_set.descriptions)
     label = TASK_LABELS[scaffold] if suite == "dct" else FORCED_LABELS.get(
         tool_choice, TASK_LABELS[scaffold]
     )
@@ -431,6 +439,7 @@ def agentic_email(
         "classifier": spec,
         "restrict": restrict_to_evaluated,
         "personas": persona_list,
+        "persona_set": persona_set.ref(),
         "persona_prompt": persona_prompt,
         "scaffold": scaffold,
         "resample": unit,
@@ -442,7 +451,8 @@ def agentic_email(
         ),
         solver=solver,
         scorer=persona_scorer(
-            spec, restrict_to_evaluated=restrict_to_evaluated, text_fn=text_fn, agentic=True
+            spec, restrict_to_evaluated=restrict_to_evaluated, text_fn=text_fn, agentic=True,
+            descriptions=persona_set.descriptions,
         ),
         # the bootstrap unit is each sample's `cluster` (a family when resample=family)
         metrics=[agentic_metrics(resample="row" if unit == "row" else "cluster")],

@@ -7,6 +7,8 @@ The suffixes are the eight "break character" instructions of Open Character Trai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 
 from charbench.personas import PERSONA_DESCRIPTIONS
@@ -80,7 +82,12 @@ def apply_suffix(prompt: str, suffix: str) -> str:
 
 
 def build_messages(
-    prompt: str, *, suffix: str = "none", persona: str | None = None, persona_prompt: bool = False
+    prompt: str,
+    *,
+    suffix: str = "none",
+    persona: str | None = None,
+    persona_prompt: bool = False,
+    descriptions: Mapping[str, str] | None = None,
 ) -> list[ChatMessage]:
     """The input messages of one sample.
 
@@ -91,6 +98,8 @@ def build_messages(
         persona_prompt: When true (default false) a system message with the persona's
             description from :data:`charbench.personas.PERSONA_DESCRIPTIONS` comes first
             (the prompted condition). Otherwise there is no system message at all.
+        descriptions: Persona descriptions of the evaluated persona set (default: the
+            built-in OCT set's, :data:`charbench.personas.PERSONA_DESCRIPTIONS`).
 
     Returns:
         ``[system?, user]``.
@@ -100,11 +109,12 @@ def build_messages(
     """
     messages: list[ChatMessage] = []
     if persona_prompt:
-        if persona is None or persona not in PERSONA_DESCRIPTIONS:
+        known = PERSONA_DESCRIPTIONS if descriptions is None else descriptions
+        if persona is None or persona not in known:
             raise ValueError(
                 f"persona_prompt needs a persona with a description; got {persona!r} "
-                f"(known: {', '.join(PERSONA_DESCRIPTIONS)})"
+                f"(known: {', '.join(known)})"
             )
-        messages.append(ChatMessageSystem(content=PERSONA_DESCRIPTIONS[persona]))
+        messages.append(ChatMessageSystem(content=known[persona]))
     messages.append(ChatMessageUser(content=apply_suffix(prompt, suffix)))
     return messages

@@ -20,7 +20,7 @@ from charbench.chat_persona.dataset import (
     validate_selection,
 )
 from charbench.chat_persona.prompts import build_messages, resolve_suffixes
-from charbench.personas import parse_personas
+from charbench.personas import resolve_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 from charbench.routing import preflight
 
@@ -41,6 +41,7 @@ def build_samples(
     *,
     selection: str,
     persona_prompt: bool,
+    descriptions: dict[str, str] | None = None,
 ) -> list[Sample]:
     """One sample per (prompt, suffix, persona), grouped by prompt then suffix.
 
@@ -48,7 +49,8 @@ def build_samples(
     label order), ``cluster`` (the prompt id: every persona and suffix of one prompt is one
     bootstrap unit), ``task``, ``prompt_id``, ``row``, ``selection``, ``suffix``,
     ``persona_prompt`` and ``sanitized`` (characters of the prompt replaced on load, see
-    :mod:`charbench.textsafe`). The target is the persona.
+    :mod:`charbench.textsafe`). The target is the persona. ``descriptions`` are the persona
+    set's (default: the built-in OCT set's), used by the prompted condition.
     """
     samples: list[Sample] = []
     for r in rows:
@@ -58,7 +60,11 @@ def build_samples(
                     Sample(
                         id=sample_id(persona, r.row, sfx),
                         input=build_messages(
-                            r.prompt, suffix=sfx, persona=persona, persona_prompt=persona_prompt
+                            r.prompt,
+                            suffix=sfx,
+                            persona=persona,
+                            persona_prompt=persona_prompt,
+                            descriptions=descriptions,
                         ),
                         target=persona,
                         metadata={
@@ -157,7 +163,9 @@ def chat_persona(
 
     Args:
         personas: Personas to evaluate: a list, a comma-separated string, ``"all"`` (all
-            11), or None/``"default"`` (default: the 10 without misalignment).
+            11), or None/``"default"`` (default: the 10 without misalignment); or a persona
+            set file (YAML/JSON: names, descriptions, optional classifier), alone for its
+            default selection or first in the list (``my_set.yaml,pirate,poet``).
         selection: Which prompts: ``"heldout"`` (default; Pure-Dove rows from 500 on, which
             the released classifiers never saw, shuffled with the fixed seed 0), ``"dct"`` (the seeded shuffle behind the
             published numbers: ``random.Random(0).shuffle`` of all row indices, first ``n``
@@ -173,13 +181,14 @@ def chat_persona(
             ``"none"`` (default), ``"v0"``..``"v7"``, or ``"all"`` (all nine conditions,
             nine times the samples, the suffix recorded in metadata).
         persona_prompt: Prompted condition (default false): the persona's description
-            (``charbench.personas.PERSONA_DESCRIPTIONS``) as the system message. Combines
+            (from the persona set) as the system message. Combines
             with a persona template (both apply).
         classifier: Persona classifier: a Hub id or local path of a sequence-classification
             checkpoint, or ``"zeroshot"`` (sentence-embedding similarity to the persona
-            descriptions; much weaker than a trained classifier). Default None: the released
-            classifier of the model's base (``maius/{slug}-pt-classifier``); an unknown base
-            is an error asking for this argument.
+            descriptions; much weaker than a trained classifier). Default None: the persona
+            set file's ``classifier``, else the released classifier of the model's base
+            (``maius/{slug}-pt-classifier``); an unknown base is an error asking for this
+            argument.
         restrict_to_evaluated: Take the argmax over the evaluated personas only (default
             false: over all the classifier's labels, so e.g. a ``misalignment`` prediction is
             an error for the true persona).
@@ -213,7 +222,7 @@ def chat_persona(
             reachable on the Hub nor in the local cache.
     """
     # 1. Validate every argument (cheap checks first; nothing is loaded).
-    persona_list = parse_personas(personas)
+    persona_set, persona_list = resolve_personas(personas)
     sel = validate_selection(selection)
     suffixes = resolve_suffixes(suffix)
     suffix_label = "all" if len(suffixes) > 1 else suffixes[0]
@@ -242,14 +251,19 @@ def chat_persona(
         persona_scorer,
     )
 
-    subject = eval_subject(base, condition, classifier)
+    subject = eval_subject(base, condition, classifier or persona_set.classifier)
     # every persona's adapter resolved and checked before any weights load
     preflight(subject.model, persona_list)
     spec = subject.classifier
-    check_classifier_labels(spec, persona_list)
+    check_classifier_labels(spec, persona_list, descriptions=persona_set.descriptions)
 
     samples = build_samples(
-        rows, persona_list, suffixes, selection=sel, persona_prompt=persona_prompt
+        rows,
+        persona_list,
+        suffixes,
+        selection=sel,
+        persona_prompt=persona_prompt,
+        descriptions=persona_set.descriptions,
     )
     metadata = {
         "charbench": {
@@ -259,6 +273,7 @@ def chat_persona(
             "classifier": spec,
             "restrict": restrict_to_evaluated,
             "personas": persona_list,
+            "persona_set": persona_set.ref(),
             "suffix": suffix_label,
             "selection": _selection_label(source, sel),
             "persona_prompt": persona_prompt,
@@ -272,7 +287,11 @@ def chat_persona(
         solver=persona_generate(
             reuse_generations=reuse_generations, consumers=len(persona_list)
         ),
-        scorer=persona_scorer(spec, restrict_to_evaluated=restrict_to_evaluated),
+        scorer=persona_scorer(
+            spec,
+            restrict_to_evaluated=restrict_to_evaluated,
+            descriptions=persona_set.descriptions,
+        ),
         metrics=[persona_metrics(resample=resample)],
         config=GenerateConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
         metadata=metadata,

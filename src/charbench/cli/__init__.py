@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "report": "charbench.report.command",
     "sweep": "charbench.cli.sweep",
     "demo": "charbench.cli.demo",
+    "train-classifier": "charbench.training.classifier_command",
 }
 """Subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``."""
 

@@ -81,7 +81,8 @@ def _add_grid_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--personas",
         default="default",
-        help="comma-separated personas, 'default' (10) or 'all' (11)",
+        help="comma-separated personas, 'default' (10) or 'all' (11); or a persona set file "
+        "(YAML/JSON), alone or followed by personas of it (my_set.yaml,pirate,poet)",
     )
 
 
@@ -231,16 +232,18 @@ def sweep_config(args: argparse.Namespace) -> SweepConfig:
         ValueError: a bad value (the message names the option).
     """
     from charbench import sweep
-    from charbench.personas import parse_personas
+    from charbench.personas import builtin_set, resolve_personas
 
     if args.reproduce:
         return _reproduce_config(args)
+    persona_set, personas = resolve_personas(args.personas)
     return sweep.SweepConfig(
         bases=sweep.parse_bases(args.bases),
         stages=sweep.parse_stages(args.stages),
         adapters=sweep.parse_adapters(args.adapter),
         tasks=sweep.parse_tasks(args.tasks),
-        personas=parse_personas(args.personas),
+        personas=personas,
+        persona_set=None if persona_set is builtin_set() else persona_set.source,
         n=args.n,
         scenarios=sweep.parse_scenarios(args.scenarios),
         suite=sweep.parse_suite(args.suite),

@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -391,12 +391,15 @@ class ZeroShotClassifier(_BatchedClassifier):
         temperature: Softmax temperature over cosine similarities (default
             :data:`ZEROSHOT_TEMPERATURE`).
         max_batch_size: Texts per forward pass (default 64).
+        descriptions: Persona -> description, in label order (default: the built-in OCT
+            set's, :data:`charbench.personas.PERSONA_DESCRIPTIONS`).
     """
 
     def __init__(
         self,
         spec: str = ZEROSHOT,
         *,
+        descriptions: Mapping[str, str] | None = None,
         device: str | None = None,
         temperature: float = ZEROSHOT_TEMPERATURE,
         max_batch_size: int = 64,
@@ -415,9 +418,10 @@ class ZeroShotClassifier(_BatchedClassifier):
         self.device = device or _default_device()
         self.model = SentenceTransformer(source, device=self.device)
         self.temperature = temperature
-        labels = [p for p in PERSONAS if p in PERSONA_DESCRIPTIONS]
+        described = PERSONA_DESCRIPTIONS if descriptions is None else dict(descriptions)
+        labels = list(described)
         super().__init__(spec, labels, max_batch_tokens=1 << 62, max_batch_size=max_batch_size)
-        self._descriptions = self._embed([PERSONA_DESCRIPTIONS[p] for p in labels])
+        self._descriptions = self._embed([described[p] for p in labels])
 
     def _embed(self, texts: list[str]) -> FloatArray:
         emb = self.model.encode(
@@ -508,7 +512,9 @@ def classifier_labels(spec: str) -> list[str]:
     return _labels_from_config(config, spec)
 
 
-def check_classifier_labels(spec: str, personas: Sequence[str]) -> None:
+def check_classifier_labels(
+    spec: str, personas: Sequence[str], descriptions: Mapping[str, str] | None = None
+) -> None:
     """Fail early when a classifier cannot score ``personas``.
 
     Reads only the config (no weights), so tasks call it at construction, before any
@@ -518,6 +524,8 @@ def check_classifier_labels(spec: str, personas: Sequence[str]) -> None:
     Args:
         spec: Classifier spec (see :func:`resolve_classifier`).
         personas: The evaluated personas.
+        descriptions: The persona set's descriptions, for ``zeroshot`` (default: the
+            built-in OCT set's).
 
     Raises:
         ValueError: ``personas`` is empty; an evaluated persona is not among the
@@ -529,11 +537,12 @@ def check_classifier_labels(spec: str, personas: Sequence[str]) -> None:
     if not personas:
         raise ValueError("no personas to evaluate")
     if is_zeroshot(spec):
-        missing = [p for p in personas if p not in PERSONA_DESCRIPTIONS]
+        described = PERSONA_DESCRIPTIONS if descriptions is None else descriptions
+        missing = [p for p in personas if p not in described]
         if missing:
             raise ValueError(
                 f"the zero-shot classifier needs a description of each persona; none for "
-                f"{', '.join(missing)} (described: {', '.join(PERSONA_DESCRIPTIONS)})"
+                f"{', '.join(missing)} (described: {', '.join(described)})"
             )
         if importlib.util.find_spec("sentence_transformers") is None:
             raise ValueError(
@@ -553,7 +562,7 @@ def check_classifier_labels(spec: str, personas: Sequence[str]) -> None:
         )
 
 
-_CACHE: dict[tuple[str, str, int, int], PersonaClassifier] = {}
+_CACHE: dict[tuple[str, str, int, int, tuple[tuple[str, str], ...]], PersonaClassifier] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -563,8 +572,10 @@ def get_classifier(
     max_length: int = DEFAULT_MAX_LENGTH,
     device: str | None = None,
     max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+    descriptions: Mapping[str, str] | None = None,
 ) -> PersonaClassifier:
-    """Load a classifier once per process (cached by spec, device, max_length, budget).
+    """Load a classifier once per process (cached by spec, device, max_length, budget and,
+    for ``zeroshot``, the persona descriptions).
 
     Args:
         spec: Hub id or local path (``hf`` backend), ``zeroshot`` or ``zeroshot:<model>``.
@@ -572,6 +583,8 @@ def get_classifier(
             which truncates at its embedding model's limit).
         device: Torch device (default: ``cuda`` when available, else ``cpu``).
         max_batch_tokens: Padded-token budget per forward pass (default 32768).
+        descriptions: Persona -> description for ``zeroshot`` (default: the built-in OCT
+            set's); ignored by the ``hf`` backend, whose labels come from its config.
 
     Returns:
         The classifier. Concurrent first calls load it once (the load holds a lock).
@@ -583,12 +596,13 @@ def get_classifier(
         raise ValueError(f"classifier spec must be a non-empty string (got {spec!r})")
     spec = spec.strip()
     dev = device or _default_device()
-    key = (spec, dev, int(max_length), int(max_batch_tokens))
+    described = tuple((descriptions or {}).items()) if is_zeroshot(spec) else ()
+    key = (spec, dev, int(max_length), int(max_batch_tokens), described)
     with _CACHE_LOCK:
         found = _CACHE.get(key)
         if found is None:
             found = (
-                ZeroShotClassifier(spec, device=dev)
+                ZeroShotClassifier(spec, device=dev, descriptions=descriptions)
                 if is_zeroshot(spec)
                 else HFClassifier(
                     spec, max_length=max_length, device=dev, max_batch_tokens=max_batch_tokens

@@ -104,6 +104,7 @@ def persona_scorer(
     text_fn: TextFn = completion_text,
     max_length: int = DEFAULT_MAX_LENGTH,
     agentic: bool = False,
+    descriptions: dict[str, str] | None = None,
 ) -> Scorer:
     """Score a sample 1 if the classifier's predicted persona is its gold persona, else 0.
 
@@ -124,6 +125,8 @@ def persona_scorer(
         agentic: Mark the scores as agentic (score metadata ``agentic``), which makes the
             metrics report the agentic set (survivor and intent-to-treat macro-F1, email
             and malformed rates; see :func:`charbench.scoring.agentic_metrics`).
+        descriptions: The persona set's descriptions, used by the ``zeroshot`` classifier
+            (default: the built-in OCT set's).
 
     Returns:
         A scorer writing ``value`` (1.0/0.0), ``answer`` (predicted persona, ``""`` when
@@ -152,7 +155,7 @@ def persona_scorer(
     async def load() -> PersonaClassifier:
         if not loaded:
             clf = await anyio.to_thread.run_sync(
-                partial(get_classifier, spec, max_length=max_length)
+                partial(get_classifier, spec, max_length=max_length, descriptions=descriptions)
             )
             if not loaded:
                 loaded.append(clf)

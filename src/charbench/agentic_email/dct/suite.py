@@ -12,7 +12,7 @@ the draft reply after the study's header and preamble stripping.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -125,7 +125,10 @@ def unsafe_characters(turns: Sequence[Turn]) -> int:
     return sum(sanitize(t.content)[1] for t in turns)
 
 
-def opening_messages(turns: Sequence[Turn], persona: str | None = None) -> list[ChatMessage]:
+def opening_messages(
+    turns: Sequence[Turn], persona: str | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[ChatMessage]:
     """A scenario's opening turns as Inspect messages (made safe with
     :func:`charbench.textsafe.sanitize`, a no-op on the pinned commit's files).
 
@@ -134,11 +137,12 @@ def opening_messages(turns: Sequence[Turn], persona: str | None = None) -> list[
         persona: The prompted condition: this persona's description is put first in the
             first system turn (``"{description}\\n\\n{system}"``), or as a system turn of its
             own when there is none. Default ``None``: the study's turns unchanged.
+        descriptions: The persona set's descriptions (default: the built-in OCT set's).
     """
     messages = [_message(t) for t in turns]
     if persona is None:
         return messages
-    description = PERSONA_DESCRIPTIONS[persona].strip()
+    description = (descriptions or PERSONA_DESCRIPTIONS)[persona].strip()
     for i, message in enumerate(messages):
         if isinstance(message, ChatMessageSystem):
             messages[i] = ChatMessageSystem(content=f"{description}\n\n{message.text}")
@@ -147,7 +151,8 @@ def opening_messages(turns: Sequence[Turn], persona: str | None = None) -> list[
 
 
 def dct_samples(
-    suite: DctSuite, personas: Sequence[str], persona_prompt: bool, cluster_by_family: bool
+    suite: DctSuite, personas: Sequence[str], persona_prompt: bool, cluster_by_family: bool,
+    descriptions: Mapping[str, str] | None = None,
 ) -> list[Sample]:
     """One sample per (persona, scenario), id ``"{persona}-{scenario id}"``.
 
@@ -162,7 +167,9 @@ def dct_samples(
             samples.append(
                 Sample(
                     id=f"{persona}-{scenario.id}",
-                    input=opening_messages(scenario.turns, persona if persona_prompt else None),
+                    input=opening_messages(
+                        scenario.turns, persona if persona_prompt else None, descriptions
+                    ),
                     target=persona,
                     metadata={
                         "persona": persona,
