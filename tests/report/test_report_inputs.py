@@ -218,3 +218,18 @@ def test_replicates_with_different_ci_units_use_the_first_and_say_so(tmp_path: P
     assert unit == results.scores[0].metrics["macro_f1"].params["resample"]
     note = next(n for n in report.notes if "different bootstrap units" in n)
     assert "row" in note and "cluster" in note and f"use {unit} (the first run's)" in note
+
+
+def test_the_builtin_persona_set_labels_one_cell_with_or_without_its_hash() -> None:
+    from types import SimpleNamespace
+
+    from charbench.contracts import PersonaSet
+    from charbench.personas import builtin_set
+    from charbench.report.lineage import persona_set_label
+
+    builtin = builtin_set().content_hash
+    assert persona_set_label(SimpleNamespace(persona_set=PersonaSet())) == "oct"
+    assert persona_set_label(SimpleNamespace(persona_set=PersonaSet(hash=builtin))) == "oct"
+    # a file that calls itself "oct" but holds other descriptions is its own cell
+    other = PersonaSet(name="oct", hash="sha256:0000")
+    assert persona_set_label(SimpleNamespace(persona_set=other)) == "oct@sha256:0000"

@@ -295,8 +295,16 @@ def pool_cells(
 
 
 def persona_set_label(meta: Any) -> str:
-    """``name`` or ``name@hash`` of an eval's persona set."""
+    """``name@hash`` of an eval's persona set; ``oct`` for the built-in set.
+
+    Logs written before persona sets were recorded carry no hash (the built-in set); newer
+    ones record the built-in set's content hash, which must label the same cell.
+    """
+    from charbench.personas import builtin_set
+
     ps = meta.persona_set
+    if ps.name == BUILTIN_PERSONA_SET and ps.hash in (None, builtin_set().content_hash):
+        return BUILTIN_PERSONA_SET
     return str(ps.name) + (f"@{ps.hash}" if ps.hash else "")
 
 
