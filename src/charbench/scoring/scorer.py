@@ -84,6 +84,31 @@ def _metadata(fields: dict[str, Any], extras: dict[str, Any], **more: Any) -> di
     return {**extras, **ScoreFields(**fields, **task_fields, **more).model_dump()}
 
 
+def _sample_fields(
+    state: TaskState, gold: str, personas: list[str], outcome: str
+) -> dict[str, Any]:
+    """The :class:`ScoreFields` read from the sample itself (the scorer adds its own)."""
+    md = state.metadata or {}
+    return {
+        "gold": gold,
+        "labels": personas,
+        "cluster": str(md.get("cluster") or f"sample:{state.sample_id}"),
+        "family": None if md.get("family") is None else str(md["family"]),
+        "outcome": outcome,
+        "epoch": int(state.epoch),
+    }
+
+
+def _check_labels(clf: PersonaClassifier, spec: str, personas: list[str]) -> None:
+    """Raise ValueError naming the evaluated personas classifier ``spec`` has no label for."""
+    missing = [p for p in personas if p not in clf.labels]
+    if missing:
+        raise ValueError(
+            f"classifier {spec!r} cannot score persona(s) {', '.join(missing)}: its "
+            f"labels are {', '.join(clf.labels)}"
+        )
+
+
 def _gold_and_personas(state: TaskState) -> tuple[str, list[str]]:
     md = state.metadata or {}
     gold = md.get("persona")
@@ -166,18 +191,8 @@ def persona_scorer(
         found = text_fn(state)
         classified: ClassifiedText = await found if inspect.isawaitable(found) else found
         extras = {k: v for k, v in classified.extra.items() if k not in CORE_KEYS}
-        md = state.metadata or {}
-        fields = {
-            "gold": gold,
-            "labels": personas,
-            "cluster": str(md.get("cluster") or f"sample:{state.sample_id}"),
-            "family": None if md.get("family") is None else str(md["family"]),
-            "classifier": spec,
-            "restrict": restrict_to_evaluated,
-            "outcome": classified.outcome,
-            "agentic": agentic,
-            "epoch": int(state.epoch),
-        }
+        fields = _sample_fields(state, gold, personas, classified.outcome)
+        fields.update(classifier=spec, restrict=restrict_to_evaluated, agentic=agentic)
         text = classified.text
         if text is None or not text.strip():
             return Score(
@@ -187,12 +202,7 @@ def persona_scorer(
                 metadata=_metadata(fields, extras),
             )
         clf = await load()
-        missing = [p for p in personas if p not in clf.labels]
-        if missing:
-            raise ValueError(
-                f"classifier {spec!r} cannot score persona(s) {', '.join(missing)}: its "
-                f"labels are {', '.join(clf.labels)}"
-            )
+        _check_labels(clf, spec, personas)
         probs = await clf.classify(text)
         pred = _predict(probs, clf.labels, personas, restrict_to_evaluated)
         rounded = {k: round(v, PROBS_DECIMALS) for k, v in probs.items()}
