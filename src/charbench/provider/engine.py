@@ -111,6 +111,53 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
     return _DTYPES[key]
 
 
+def _load_base(
+    name: str, *, revision: str | None, dtype: str, trust_remote_code: bool, token: str | None
+) -> tuple[Any, Any]:
+    """The tokenizer and causal LM of base ``name`` (on the CPU, in ``dtype``).
+
+    Raises:
+        HFLoraError: ``name`` looks like a local path that is not a directory, or the
+            tokenizer or model cannot be loaded (the message says what to pass instead).
+    """
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    expanded = os.path.expanduser(name)
+    if name.startswith(("/", "./", "../", "~")) and not os.path.isdir(expanded):
+        raise HFLoraError(
+            f"hf-lora: base model {name!r}: no such local directory. Pass an existing "
+            "model directory (hf-lora//abs/path) or a Hub id (hf-lora/org/name)."
+        )
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            name, revision=revision, trust_remote_code=trust_remote_code, token=token
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            name,
+            revision=revision,
+            dtype=getattr(torch, dtype),
+            trust_remote_code=trust_remote_code,
+            token=token,
+        )
+    except (OSError, ValueError) as err:
+        raise HFLoraError(_base_load_message(name, err)) from err
+    return tokenizer, model
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """Every end-of-sequence id: the generation config's (one or a list) and the tokenizer's."""
+    eos: set[int] = set()
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            eos.add(value)
+        elif isinstance(value, list | tuple):
+            eos.update(int(v) for v in value)
+    return frozenset(eos)
+
+
 class SharedBase(BatchScheduler):
     """One loaded base model with its resident adapters and its batching worker.
 
@@ -129,46 +176,20 @@ class SharedBase(BatchScheduler):
         kv_cache_mb: float = 0,
         decode_chunk: int = DEFAULT_DECODE_CHUNK,
     ) -> None:
-        import torch
-        import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        expanded = os.path.expanduser(name)
-        if name.startswith(("/", "./", "../", "~")) and not os.path.isdir(expanded):
-            raise HFLoraError(
-                f"hf-lora: base model {name!r}: no such local directory. Pass an existing "
-                "model directory (hf-lora//abs/path) or a Hub id (hf-lora/org/name)."
-            )
+        self.tokenizer: Any
+        model: Any
+        self.tokenizer, model = _load_base(
+            name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code, token=token
+        )
         self.name = name
         self.device = device
         self.dtype = dtype
-        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        try:
-            self.tokenizer: Any = AutoTokenizer.from_pretrained(
-                name, revision=revision, trust_remote_code=trust_remote_code, token=token
-            )
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                name,
-                revision=revision,
-                dtype=getattr(torch, dtype),
-                trust_remote_code=trust_remote_code,
-                token=token,
-            )
-        except (OSError, ValueError) as err:
-            raise HFLoraError(_base_load_message(name, err)) from err
         self.model: Any = model.to(device).eval()
         self.peft: Any = None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.family: str = str(getattr(self.model.config, "model_type", "") or "")
-        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
-        eos: set[int] = set()
-        for value in (gen_eos, self.tokenizer.eos_token_id):
-            if isinstance(value, int):
-                eos.add(value)
-            elif isinstance(value, list | tuple):
-                eos.update(int(v) for v in value)
-        self.eos_ids: frozenset[int] = frozenset(eos)
+        self.eos_ids: frozenset[int] = _eos_ids(self.model, self.tokenizer)
         # the model's own sampling defaults never apply: every knob is explicit
         self.original_generation_config: Any = self.model.generation_config
         self.model.generation_config = neutral_generation_config(self.model.generation_config)
