@@ -7,14 +7,16 @@ the task (:func:`charbench._inspect.active_model`). Nothing here loads a model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from inspect_ai.model import Model
 
 from charbench import routing
 from charbench._inspect import active_model
-from charbench.personas import RELEASED_BASES, released_base
-from charbench.scoring import resolve_classifier
+from charbench.personas import RELEASED_BASES, PersonaSet, released_base
+from charbench.scoring import check_classifier_labels, resolve_classifier
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,51 @@ def eval_subject(
     return EvalSubject(
         routing.base_model_name(model) if model is not None else None, condition, spec, model
     )
+
+
+def checked_subject(
+    base: str | None,
+    condition: str | None,
+    classifier: str | None,
+    persona_set: PersonaSet,
+    personas: Sequence[str],
+) -> EvalSubject:
+    """The subject of a task being built, checked before any weights load.
+
+    :func:`eval_subject` with the persona set's ``classifier`` as the default, then every
+    persona's adapter resolved and checked (:func:`charbench.routing.preflight`) and the
+    classifier's labels read from its config and checked against ``personas``
+    (:func:`charbench.scoring.check_classifier_labels`, with the set's descriptions for
+    ``zeroshot``).
+
+    Raises:
+        ValueError: as :func:`eval_subject`, :func:`charbench.routing.preflight` (an
+            adapter that cannot be resolved) and
+            :func:`charbench.scoring.check_classifier_labels` (labels that do not cover
+            the personas).
+    """
+    subject = eval_subject(base, condition, classifier or persona_set.classifier)
+    routing.preflight(subject.model, personas)
+    check_classifier_labels(subject.classifier, personas, descriptions=persona_set.descriptions)
+    return subject
+
+
+def subject_fields(
+    subject: EvalSubject, persona_set: PersonaSet, personas: Sequence[str], restrict: bool
+) -> dict[str, Any]:
+    """The eval-metadata fields every task writes about its subject, in log order.
+
+    Returns:
+        ``base``, ``condition``, ``classifier`` (the resolved spec), ``restrict``,
+        ``personas`` (the evaluated personas) and ``persona_set`` (its
+        :meth:`~charbench.personas.PersonaSet.ref`): fields of
+        :class:`charbench.contracts.EvalMeta`.
+    """
+    return {
+        "base": subject.base,
+        "condition": subject.condition,
+        "classifier": subject.classifier,
+        "restrict": restrict,
+        "personas": list(personas),
+        "persona_set": persona_set.ref(),
+    }

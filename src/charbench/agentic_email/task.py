@@ -18,7 +18,7 @@ from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Solver, TaskState
 from inspect_ai.tool import Tool
 
-from charbench._subject import eval_subject
+from charbench._subject import EvalSubject, checked_subject, subject_fields
 from charbench.agentic_email.dct.source import DctSourceError
 from charbench.agentic_email.dct.suite import dct_samples, dct_solver, dct_text, load_suite
 from charbench.agentic_email.extract import extract_body
@@ -34,14 +34,12 @@ from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.contracts import FORCED_LABELS, RESAMPLES, SCAFFOLD_LABELS
-from charbench.personas import resolve_personas
+from charbench.personas import PersonaSet, resolve_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
-from charbench.routing import preflight
 from charbench.scoring import (
     ClassifiedText,
     TextFn,
     agentic_metrics,
-    check_classifier_labels,
     persona_scorer,
 )
 
@@ -300,6 +298,28 @@ def _dct_parts(
     return samples, dct_solver(suite, len(personas)), text_fn, fields
 
 
+def _eval_metadata(
+    subject: EvalSubject, persona_set: PersonaSet, personas: list[str], *, restrict: bool,
+    suite: str, scaffold: str, tool_choice: str, persona_prompt: bool, resample: str,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``charbench`` eval metadata (see :class:`charbench.contracts.EvalMeta`): the task
+    label (a forced tool choice relabels the charbench agentic scaffold), the subject, the
+    settings, then the suite's own ``fields``."""
+    label = TASK_LABELS[scaffold] if suite == "dct" else FORCED_LABELS.get(
+        tool_choice, TASK_LABELS[scaffold]
+    )
+    return {
+        "task": label,
+        "suite": suite,
+        **subject_fields(subject, persona_set, personas, restrict),
+        "persona_prompt": persona_prompt,
+        "scaffold": scaffold,
+        "resample": resample,
+        **fields,
+    }
+
+
 @task
 def agentic_email(
     personas: str | list[str] | None = None,
@@ -423,28 +443,14 @@ def agentic_email(
             max_malformed, tool_choice, text_tool_calls, persona_set.descriptions,
         )
 
-    subject = eval_subject(base, condition, classifier or persona_set.classifier)
-    # every persona's adapter resolved and checked before any weights load
-    preflight(subject.model, persona_list)
+    # every persona's adapter and the classifier's labels checked before any weights load
+    subject = checked_subject(base, condition, classifier, persona_set, persona_list)
     spec = subject.classifier
-    check_classifier_labels(spec, persona_list, descriptions=persona_set.descriptions)
-    label = TASK_LABELS[scaffold] if suite == "dct" else FORCED_LABELS.get(
-        tool_choice, TASK_LABELS[scaffold]
+    metadata = _eval_metadata(
+        subject, persona_set, persona_list, restrict=restrict_to_evaluated, suite=suite,
+        scaffold=scaffold, tool_choice=tool_choice, persona_prompt=persona_prompt,
+        resample=unit, fields=fields,
     )
-    metadata: dict[str, Any] = {
-        "task": label,
-        "suite": suite,
-        "base": subject.base,
-        "condition": subject.condition,
-        "classifier": spec,
-        "restrict": restrict_to_evaluated,
-        "personas": persona_list,
-        "persona_set": persona_set.ref(),
-        "persona_prompt": persona_prompt,
-        "scaffold": scaffold,
-        "resample": unit,
-        **fields,
-    }
     return Task(
         dataset=MemoryDataset(
             samples, name=f"agentic_email-{'dct-' if suite == 'dct' else ''}{scaffold}"

@@ -11,7 +11,7 @@ from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from charbench._generation import generate_for_persona
-from charbench._subject import eval_subject
+from charbench._subject import EvalSubject, checked_subject, subject_fields
 from charbench.chat_persona.dataset import (
     PromptRow,
     PromptSource,
@@ -20,9 +20,9 @@ from charbench.chat_persona.dataset import (
     validate_selection,
 )
 from charbench.chat_persona.prompts import build_messages, resolve_suffixes
-from charbench.personas import resolve_personas
+from charbench.personas import PersonaSet, resolve_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
-from charbench.routing import preflight
+from charbench.scoring import persona_metrics, persona_scorer
 
 TASK_NAME = "chat_persona"
 RESAMPLES: tuple[str, ...] = ("cluster", "row")
@@ -128,10 +128,50 @@ def _check_number(
         raise ValueError(f"{name} must be {bound}; got {value!r}")
 
 
+def _check_args(
+    *, n: Any, resample: Any, persona_prompt: Any, restrict_to_evaluated: Any,
+    reuse_generations: Any, temperature: Any, top_p: Any, max_tokens: Any, classifier: Any,
+) -> None:
+    """Validate the task's plain arguments (the message names the option and its range)."""
+    _check_number("n", n, low=1, integer=True)
+    if resample not in RESAMPLES:
+        raise ValueError(f"unknown resample {resample!r}; valid values are {', '.join(RESAMPLES)}")
+    _check_bool("persona_prompt", persona_prompt)
+    _check_bool("restrict_to_evaluated", restrict_to_evaluated)
+    _check_bool("reuse_generations", reuse_generations)
+    _check_number("temperature", temperature, low=0.0)
+    _check_number("top_p", top_p, low=0.0, high=1.0)
+    _check_number("max_tokens", max_tokens, low=1, integer=True)
+    if classifier is not None and (not isinstance(classifier, str) or not classifier.strip()):
+        raise ValueError(
+            f"classifier must be a Hub id, a local path or 'zeroshot'; got {classifier!r}"
+        )
+
+
 def _selection_label(source: PromptSource, selection: str) -> str:
     return selection if source.pure_dove and source.name == "pure-dove" else (
         f"{source.name}:{selection}"
     )
+
+
+def _eval_metadata(
+    subject: EvalSubject, persona_set: PersonaSet, personas: list[str], *, restrict: bool,
+    suffixes: list[str], source: PromptSource, selection: str, persona_prompt: bool, n: int,
+    reuse_generations: bool,
+) -> dict[str, Any]:
+    """The eval metadata ``{"charbench": ...}`` (see :class:`charbench.contracts.EvalMeta`)."""
+    return {
+        "charbench": {
+            "task": "chat",
+            **subject_fields(subject, persona_set, personas, restrict),
+            "suffix": "all" if len(suffixes) > 1 else suffixes[0],
+            "selection": _selection_label(source, selection),
+            "persona_prompt": persona_prompt,
+            "prompts": source.name,
+            "n": n,
+            "reuse_generations": reuse_generations,
+        }
+    }
 
 
 @task
@@ -225,37 +265,19 @@ def chat_persona(
     persona_set, persona_list = resolve_personas(personas)
     sel = validate_selection(selection)
     suffixes = resolve_suffixes(suffix)
-    suffix_label = "all" if len(suffixes) > 1 else suffixes[0]
-    _check_number("n", n, low=1, integer=True)
-    if resample not in RESAMPLES:
-        raise ValueError(f"unknown resample {resample!r}; valid values are {', '.join(RESAMPLES)}")
-    persona_prompt = _check_bool("persona_prompt", persona_prompt)
-    restrict_to_evaluated = _check_bool("restrict_to_evaluated", restrict_to_evaluated)
-    reuse_generations = _check_bool("reuse_generations", reuse_generations)
-    _check_number("temperature", temperature, low=0.0)
-    _check_number("top_p", top_p, low=0.0, high=1.0)
-    _check_number("max_tokens", max_tokens, low=1, integer=True)
-    if classifier is not None and (not isinstance(classifier, str) or not classifier.strip()):
-        raise ValueError(
-            f"classifier must be a Hub id, a local path or 'zeroshot'; got {classifier!r}"
-        )
+    _check_args(
+        n=n, resample=resample, persona_prompt=persona_prompt,
+        restrict_to_evaluated=restrict_to_evaluated, reuse_generations=reuse_generations,
+        temperature=temperature, top_p=top_p, max_tokens=max_tokens, classifier=classifier,
+    )
 
     # 2. Prompts (reads a local file or the HF cache; no model).
     source = load_prompt_source(prompts)
     rows = select_rows(source, sel, n)
 
-    # 3. Classifier: resolve and check its labels from the config only (no weights).
-    from charbench.scoring import (
-        check_classifier_labels,
-        persona_metrics,
-        persona_scorer,
-    )
-
-    subject = eval_subject(base, condition, classifier or persona_set.classifier)
-    # every persona's adapter resolved and checked before any weights load
-    preflight(subject.model, persona_list)
+    # 3. Classifier and adapters: checked from configs and headers only (no weights).
+    subject = checked_subject(base, condition, classifier, persona_set, persona_list)
     spec = subject.classifier
-    check_classifier_labels(spec, persona_list, descriptions=persona_set.descriptions)
 
     samples = build_samples(
         rows,
@@ -265,23 +287,11 @@ def chat_persona(
         persona_prompt=persona_prompt,
         descriptions=persona_set.descriptions,
     )
-    metadata = {
-        "charbench": {
-            "task": "chat",
-            "base": subject.base,
-            "condition": subject.condition,
-            "classifier": spec,
-            "restrict": restrict_to_evaluated,
-            "personas": persona_list,
-            "persona_set": persona_set.ref(),
-            "suffix": suffix_label,
-            "selection": _selection_label(source, sel),
-            "persona_prompt": persona_prompt,
-            "prompts": source.name,
-            "n": n,
-            "reuse_generations": reuse_generations,
-        }
-    }
+    metadata = _eval_metadata(
+        subject, persona_set, persona_list, restrict=restrict_to_evaluated, suffixes=suffixes,
+        source=source, selection=sel, persona_prompt=persona_prompt, n=n,
+        reuse_generations=reuse_generations,
+    )
     return Task(
         dataset=MemoryDataset(samples, name=f"chat_persona-{source.name}-{sel}"),
         solver=persona_generate(
