@@ -2,7 +2,9 @@
 
 - :mod:`~charbench.scoring.classifiers`: the ``hf`` (trained sequence classifier) and
   ``zeroshot`` (sentence-embedding baseline, far weaker) backends, loaded once per process
-  and batched across concurrently scored samples.
+  and batched across concurrently scored samples (the backends live in
+  :mod:`~charbench.scoring.hf_classifier` and :mod:`~charbench.scoring.zeroshot`, their
+  shared batching base in :mod:`~charbench.scoring.classifier_base`).
 - :mod:`~charbench.scoring.scorer`: :func:`persona_scorer` and the text functions.
 - :mod:`~charbench.scoring.stats`: the one macro-F1 and the one seeded bootstrap engine
   (pure numpy, reused by ``charbench report``).
