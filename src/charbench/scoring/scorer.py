@@ -21,6 +21,7 @@ from inspect_ai.solver import TaskState
 from charbench.contracts import ScoreFields
 from charbench.scoring.classifiers import DEFAULT_MAX_LENGTH, PersonaClassifier, get_classifier
 from charbench.scoring.metrics import persona_metrics
+from charbench.textsafe import sanitize
 
 PROBS_DECIMALS = 4
 """Probabilities in the score metadata are rounded to this many decimals (for log size)."""
@@ -203,6 +204,11 @@ def persona_scorer(
             )
         clf = await load()
         _check_labels(clf, spec, personas)
+        # an API model's reply can hold a lone surrogate or NUL that breaks the tokenizer (and
+        # with it every text batched beside it): the classifier reads the sanitized text
+        text, replaced = sanitize(text)
+        if replaced:
+            extras["sanitized"] = replaced
         probs = await clf.classify(text)
         pred = _predict(probs, clf.labels, personas, restrict_to_evaluated)
         rounded = {k: round(v, PROBS_DECIMALS) for k, v in probs.items()}
