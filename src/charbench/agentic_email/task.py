@@ -206,10 +206,13 @@ def _check_suite(
 
 
 def _check_args(
-    scaffold: str, resample: object, tool_choice: str, max_turns: int, max_malformed: int,
-    max_tokens: int, persona_prompt: bool, restrict_to_evaluated: bool, temperature: float,
-    top_p: float, condition: str | None, classifier: str | None, text_tool_calls: bool,
-) -> None:
+    suite: object, scaffold: str, resample: object, dct_path: object, tool_choice: str,
+    max_turns: int, max_malformed: int, max_tokens: int, persona_prompt: bool,
+    restrict_to_evaluated: bool, temperature: float, top_p: float, condition: str | None,
+    classifier: str | None, text_tool_calls: bool,
+) -> str:
+    """Validate the task's arguments (nothing is loaded) and return the bootstrap unit
+    (``resample``, default ``family`` for ``suite=charbench`` and ``cluster`` for ``dct``)."""
     if scaffold not in SCAFFOLDS:
         raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
     if resample is not None and resample not in RESAMPLES:
@@ -238,6 +241,10 @@ def _check_args(
         raise ValueError(
             f"classifier must be a Hub id, a local path or 'zeroshot', got {classifier!r}"
         )
+    _check_suite(
+        suite, scaffold, dct_path, tool_choice, max_turns, max_malformed, text_tool_calls
+    )
+    return str(resample or ("family" if suite == "charbench" else "cluster"))
 
 
 def _charbench_parts(
@@ -424,14 +431,11 @@ def agentic_email(
             downloaded or read (the message names ``dct_path``).
     """
     persona_set, persona_list = resolve_personas(personas)
-    _check_args(
-        scaffold, resample, tool_choice, max_turns, max_malformed, max_tokens, persona_prompt,
-        restrict_to_evaluated, temperature, top_p, condition, classifier, text_tool_calls,
+    unit = _check_args(
+        suite, scaffold, resample, dct_path, tool_choice, max_turns, max_malformed, max_tokens,
+        persona_prompt, restrict_to_evaluated, temperature, top_p, condition, classifier,
+        text_tool_calls,
     )
-    _check_suite(
-        suite, scaffold, dct_path, tool_choice, max_turns, max_malformed, text_tool_calls
-    )
-    unit = resample or ("family" if suite == "charbench" else "cluster")
     if suite == "dct":
         samples, solver, text_fn, fields = _dct_parts(
             persona_list, scenarios, scaffold, persona_prompt, unit == "family", dct_path,
