@@ -73,6 +73,13 @@ def test_single_adapter_shares_one_generation_per_prompt(
     assert log.status == "success", log.error
     assert log.samples is not None
     events = [e for s in log.samples for e in _model_events(s)]
-    assert len(events) == 2  # one per prompt, shared by both persona labels
+    generated = [e for e in events if e.cache != "read"]
+    assert len(generated) == 2  # one per prompt, shared by both persona labels
     assert all(e.output.model.endswith("/sarcasm") for e in events)
     assert sum(s.metadata["generation"]["reused"] for s in log.samples) == 2
+    # each sample that reused a generation records it as a cache read (so a resumed eval can
+    # rebuild its transcript), with the producer's output
+    for s in log.samples:
+        reads = [e for e in _model_events(s) if e.cache == "read"]
+        assert len(reads) == (1 if s.metadata["generation"]["reused"] else 0)
+        assert all(e.output.completion == s.output.completion for e in reads)
