@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser
 
 from charbench import chat_persona
 from charbench.chat_persona.prompts import SUFFIXES
-from charbench.chat_persona.task import sample_id
+from charbench.chat_persona.task import persona_system, sample_id
 from charbench.personas import DEFAULT_PERSONAS, PERSONA_DESCRIPTIONS
 
 
@@ -92,9 +93,12 @@ def test_persona_prompt_condition(tiny_clf: Path) -> None:
         classifier=str(tiny_clf),
     )
     for s in task.dataset:
-        assert isinstance(s.input, list) and isinstance(s.input[0], ChatMessageSystem)
-        assert s.input[0].text == PERSONA_DESCRIPTIONS[s.metadata["persona"]]  # type: ignore[index]
+        # the input is the request; the solver adds the description as the system message
+        assert isinstance(s.input, list) and [m.role for m in s.input] == ["user"]
         assert s.metadata["persona_prompt"] is True  # type: ignore[index]
+        (system,) = persona_system()(SimpleNamespace(metadata=s.metadata))  # type: ignore[arg-type]
+        assert isinstance(system, ChatMessageSystem)
+        assert system.text == PERSONA_DESCRIPTIONS[s.metadata["persona"]]  # type: ignore[index]
 
 
 @pytest.fixture

@@ -162,17 +162,29 @@ def chat_user_prompt(scenario: Scenario) -> str:
     return draft_user_prompt(scenario)
 
 
-def build_messages(
-    scenario: Scenario,
+def _description(persona: str | None, descriptions: Mapping[str, str] | None) -> str | None:
+    if persona is None:
+        return None
+    known = PERSONA_DESCRIPTIONS if descriptions is None else descriptions
+    if persona not in known:
+        raise ValueError(f"no description for persona {persona!r}; known: {', '.join(known)}")
+    return known[persona]
+
+
+def _check_scaffold(scaffold: str) -> None:
+    if scaffold not in SCAFFOLDS:
+        raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
+
+
+def system_messages(
     workplace: Workplace,
     scaffold: Scaffold,
     persona: str | None = None,
     descriptions: Mapping[str, str] | None = None,
 ) -> list[ChatMessage]:
-    """The input messages of one sample.
+    """The system message of a sample (the same for every scenario of a scaffold).
 
     Args:
-        scenario: The scenario.
         workplace: The simulated organisation.
         scaffold: ``"agentic"``, ``"draft"`` or ``"chat"``.
         persona: When given, the prompted condition: the persona's description goes first
@@ -181,34 +193,65 @@ def build_messages(
             built-in OCT set's, :data:`charbench.personas.PERSONA_DESCRIPTIONS`).
 
     Returns:
+        ``[system]`` for ``agentic`` and ``draft``; for ``chat`` ``[]`` (or ``[system]``
+        with a persona).
+
+    Raises:
+        ValueError: unknown scaffold or persona (the message lists the valid choices).
+    """
+    _check_scaffold(scaffold)
+    description = _description(persona, descriptions)
+    if scaffold == "agentic":
+        return [ChatMessageSystem(content=agent_system_prompt(workplace, description))]
+    if scaffold == "draft":
+        return [ChatMessageSystem(content=draft_system_prompt(workplace, description))]
+    return [] if description is None else [ChatMessageSystem(content=description)]
+
+
+def user_messages(scenario: Scenario, scaffold: Scaffold) -> list[ChatMessage]:
+    """The user message of a sample, its ``Sample.input``: the request (``agentic``), or
+    the request with the facts and the body-only instruction (``draft``, ``chat``).
+
+    Raises:
+        ValueError: unknown scaffold.
+    """
+    _check_scaffold(scaffold)
+    if scaffold == "agentic":
+        return [ChatMessageUser(content=scenario.request.strip())]
+    if scaffold == "draft":
+        return [ChatMessageUser(content=draft_user_prompt(scenario))]
+    return [ChatMessageUser(content=chat_user_prompt(scenario))]
+
+
+def build_messages(
+    scenario: Scenario,
+    workplace: Workplace,
+    scaffold: Scaffold,
+    persona: str | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[ChatMessage]:
+    """The messages the model sees first: :func:`system_messages` then
+    :func:`user_messages`.
+
+    The sample's input holds only the user message; the task's first solver adds the
+    system message (:func:`charbench._system_prompt.with_system_prompt`).
+
+    Args:
+        scenario: The scenario.
+        workplace: The simulated organisation.
+        scaffold: ``"agentic"``, ``"draft"`` or ``"chat"``.
+        persona: When given, the prompted condition (see :func:`system_messages`).
+        descriptions: Persona descriptions of the evaluated persona set (default: the
+            built-in OCT set's).
+
+    Returns:
         ``[system, user]`` for ``agentic`` and ``draft``; ``[user]`` for ``chat`` (or
         ``[system, user]`` with a persona).
 
     Raises:
         ValueError: unknown scaffold or persona (the message lists the valid choices).
     """
-    description: str | None = None
-    if persona is not None:
-        known = PERSONA_DESCRIPTIONS if descriptions is None else descriptions
-        if persona not in known:
-            raise ValueError(
-                f"no description for persona {persona!r}; known: {', '.join(known)}"
-            )
-        description = known[persona]
-    if scaffold == "agentic":
-        return [
-            ChatMessageSystem(content=agent_system_prompt(workplace, description)),
-            ChatMessageUser(content=scenario.request.strip()),
-        ]
-    if scaffold == "draft":
-        return [
-            ChatMessageSystem(content=draft_system_prompt(workplace, description)),
-            ChatMessageUser(content=draft_user_prompt(scenario)),
-        ]
-    if scaffold == "chat":
-        messages: list[ChatMessage] = []
-        if description is not None:
-            messages.append(ChatMessageSystem(content=description))
-        messages.append(ChatMessageUser(content=chat_user_prompt(scenario)))
-        return messages
-    raise ValueError(f"unknown scaffold {scaffold!r}; choose one of {', '.join(SCAFFOLDS)}")
+    return [
+        *system_messages(workplace, scaffold, persona, descriptions),
+        *user_messages(scenario, scaffold),
+    ]

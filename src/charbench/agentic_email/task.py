@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig
-from inspect_ai.solver import Solver, TaskState
+from inspect_ai.model import ChatMessage, GenerateConfig
+from inspect_ai.solver import Solver, TaskState, chain
 from inspect_ai.tool import Tool
 
 from charbench._subject import EvalSubject, checked_subject, subject_fields
+from charbench._system_prompt import SystemFor, with_system_prompt
 from charbench.agentic_email.dct.source import DctSourceError
 from charbench.agentic_email.dct.suite import dct_samples, dct_solver, dct_text, load_suite
 from charbench.agentic_email.extract import extract_body
@@ -29,7 +30,7 @@ from charbench.agentic_email.loop import (
     email_agent,
     single_reply,
 )
-from charbench.agentic_email.prompts import SCAFFOLDS, build_messages
+from charbench.agentic_email.prompts import SCAFFOLDS, system_messages, user_messages
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
 from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
@@ -142,19 +143,19 @@ def _samples(
     cluster_by_family: bool,
     descriptions: Mapping[str, str],
 ) -> list[Sample]:
+    """One sample per (persona, scenario); the input is the user message only (the system
+    message is added by :func:`_system_for` in the solver)."""
+    for persona in personas:  # an unknown persona or scaffold fails at task build
+        system_messages(
+            workplace, scaffold, persona if persona_prompt else None, descriptions  # type: ignore[arg-type]
+        )
     samples = []
     for persona in personas:
         for scenario in scenarios:
             samples.append(
                 Sample(
                     id=f"{persona}-{scenario.id}",
-                    input=build_messages(
-                        scenario,
-                        workplace,
-                        scaffold,  # type: ignore[arg-type]
-                        persona if persona_prompt else None,
-                        descriptions,
-                    ),
+                    input=user_messages(scenario, scaffold),  # type: ignore[arg-type]
                     target=persona,
                     metadata={
                         "persona": persona,
@@ -171,6 +172,22 @@ def _samples(
                 )
             )
     return samples
+
+
+def _system_for(
+    workplace: Workplace, scaffold: str, descriptions: Mapping[str, str]
+) -> SystemFor:
+    """A sample's system message, rebuilt from its metadata (``persona``,
+    ``persona_prompt``) with :func:`~charbench.agentic_email.prompts.system_messages`."""
+
+    def system_for(state: TaskState) -> list[ChatMessage]:
+        persona = state.metadata.get("persona")
+        prompted = state.metadata.get("persona_prompt") is True and isinstance(persona, str)
+        return system_messages(
+            workplace, scaffold, persona if prompted else None, descriptions  # type: ignore[arg-type]
+        )
+
+    return system_for
 
 
 def _check_suite(
@@ -260,13 +277,14 @@ def _charbench_parts(
     def tools_for(state: TaskState) -> list[Tool]:
         return workplace_tools(tools_by_scenario[state.metadata["scenario"]], workplace)
 
-    solver = (
+    solver = chain(
+        with_system_prompt(_system_for(workplace, scaffold, descriptions)),
         email_agent(
             tools_for, max_turns=max_turns, max_malformed=max_malformed,
             tool_choice=tool_choice, text_tool_calls=text_tool_calls,
         )
         if scaffold == "agentic"
-        else single_reply()
+        else single_reply(),
     )
     samples = _samples(
         personas, scenario_list, workplace, scaffold, persona_prompt, by_family, descriptions
@@ -302,7 +320,7 @@ def _dct_parts(
         **suite.metadata(),
     }
     samples = dct_samples(suite, personas, persona_prompt, by_family, descriptions)
-    return samples, dct_solver(suite, len(personas)), text_fn, fields
+    return samples, dct_solver(suite, len(personas), descriptions), text_fn, fields
 
 
 def _eval_metadata(

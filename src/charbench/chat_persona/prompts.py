@@ -81,6 +81,40 @@ def apply_suffix(prompt: str, suffix: str) -> str:
     return prompt + "\n" + SUFFIXES[suffix]
 
 
+def system_messages(
+    persona: str | None,
+    persona_prompt: bool,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[ChatMessage]:
+    """The system message of one sample: ``[]`` unless ``persona_prompt``.
+
+    Args:
+        persona: The sample's persona; required when ``persona_prompt`` is true.
+        persona_prompt: When true, one system message with the persona's description (the
+            prompted condition); otherwise none.
+        descriptions: Persona descriptions of the evaluated persona set (default: the
+            built-in OCT set's, :data:`charbench.personas.PERSONA_DESCRIPTIONS`).
+
+    Raises:
+        ValueError: ``persona_prompt`` without a persona that has a description.
+    """
+    if not persona_prompt:
+        return []
+    known = PERSONA_DESCRIPTIONS if descriptions is None else descriptions
+    if persona is None or persona not in known:
+        raise ValueError(
+            f"persona_prompt needs a persona with a description; got {persona!r} "
+            f"(known: {', '.join(known)})"
+        )
+    return [ChatMessageSystem(content=known[persona])]
+
+
+def user_messages(prompt: str, suffix: str = "none") -> list[ChatMessage]:
+    """The user message of one sample (its ``Sample.input``): ``[user]``, see
+    :func:`apply_suffix`."""
+    return [ChatMessageUser(content=apply_suffix(prompt, suffix))]
+
+
 def build_messages(
     prompt: str,
     *,
@@ -89,15 +123,19 @@ def build_messages(
     persona_prompt: bool = False,
     descriptions: Mapping[str, str] | None = None,
 ) -> list[ChatMessage]:
-    """The input messages of one sample.
+    """The messages the model sees for one sample: :func:`system_messages` then
+    :func:`user_messages`.
+
+    The sample's input holds only the user message; the task's first solver adds the
+    system message (:func:`charbench._system_prompt.with_system_prompt`).
 
     Args:
         prompt: The prompt text.
         suffix: Suffix condition (default ``"none"``), see :func:`apply_suffix`.
         persona: The sample's persona; required when ``persona_prompt`` is true.
         persona_prompt: When true (default false) a system message with the persona's
-            description from :data:`charbench.personas.PERSONA_DESCRIPTIONS` comes first
-            (the prompted condition). Otherwise there is no system message at all.
+            description comes first (the prompted condition). Otherwise there is no system
+            message at all.
         descriptions: Persona descriptions of the evaluated persona set (default: the
             built-in OCT set's, :data:`charbench.personas.PERSONA_DESCRIPTIONS`).
 
@@ -107,14 +145,7 @@ def build_messages(
     Raises:
         ValueError: ``persona_prompt`` without a persona that has a description.
     """
-    messages: list[ChatMessage] = []
-    if persona_prompt:
-        known = PERSONA_DESCRIPTIONS if descriptions is None else descriptions
-        if persona is None or persona not in known:
-            raise ValueError(
-                f"persona_prompt needs a persona with a description; got {persona!r} "
-                f"(known: {', '.join(known)})"
-            )
-        messages.append(ChatMessageSystem(content=known[persona]))
-    messages.append(ChatMessageUser(content=apply_suffix(prompt, suffix)))
-    return messages
+    return [
+        *system_messages(persona, persona_prompt, descriptions),
+        *user_messages(prompt, suffix),
+    ]

@@ -7,11 +7,12 @@ from typing import Any, Literal
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig
+from inspect_ai.model import ChatMessage, GenerateConfig
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from charbench._generation import generate_for_persona
 from charbench._subject import EvalSubject, checked_subject, subject_fields
+from charbench._system_prompt import SystemFor, with_system_prompt
 from charbench.chat_persona.dataset import (
     PromptRow,
     PromptSource,
@@ -19,7 +20,7 @@ from charbench.chat_persona.dataset import (
     select_rows,
     validate_selection,
 )
-from charbench.chat_persona.prompts import build_messages, resolve_suffixes
+from charbench.chat_persona.prompts import resolve_suffixes, system_messages, user_messages
 from charbench.personas import PersonaSet, resolve_personas
 from charbench.reliability import SAMPLE_ERROR_TOLERANCE
 from charbench.scoring import persona_metrics, persona_scorer
@@ -51,7 +52,15 @@ def build_samples(
     ``persona_prompt`` and ``sanitized`` (characters of the prompt replaced on load, see
     :mod:`charbench.textsafe`). The target is the persona. ``descriptions`` are the persona
     set's (default: the built-in OCT set's), used by the prompted condition.
+
+    The input is the user message only (what ``inspect view`` lists); the prompted
+    condition's system message is added by :func:`persona_system` in the solver.
+
+    Raises:
+        ValueError: ``persona_prompt`` with a persona that has no description.
     """
+    for persona in personas:  # fail at task build, not per sample
+        system_messages(persona, persona_prompt, descriptions)
     samples: list[Sample] = []
     for r in rows:
         for sfx in suffixes:
@@ -59,13 +68,7 @@ def build_samples(
                 samples.append(
                     Sample(
                         id=sample_id(persona, r.row, sfx),
-                        input=build_messages(
-                            r.prompt,
-                            suffix=sfx,
-                            persona=persona,
-                            persona_prompt=persona_prompt,
-                            descriptions=descriptions,
-                        ),
+                        input=user_messages(r.prompt, sfx),
                         target=persona,
                         metadata={
                             "persona": persona,
@@ -82,6 +85,22 @@ def build_samples(
                     )
                 )
     return samples
+
+
+def persona_system(descriptions: dict[str, str] | None = None) -> SystemFor:
+    """A sample's system message, rebuilt from its metadata (``persona``,
+    ``persona_prompt``) with :func:`~charbench.chat_persona.prompts.system_messages`: the
+    persona's description in the prompted condition, else none. For
+    :func:`charbench._system_prompt.with_system_prompt`."""
+
+    def system_for(state: TaskState) -> list[ChatMessage]:
+        persona = state.metadata.get("persona")
+        prompted = state.metadata.get("persona_prompt") is True
+        return system_messages(
+            persona if isinstance(persona, str) else None, prompted, descriptions
+        )
+
+    return system_for
 
 
 @solver
@@ -294,9 +313,10 @@ def chat_persona(
     )
     return Task(
         dataset=MemoryDataset(samples, name=f"chat_persona-{source.name}-{sel}"),
-        solver=persona_generate(
-            reuse_generations=reuse_generations, consumers=len(persona_list)
-        ),
+        solver=[
+            with_system_prompt(persona_system(persona_set.descriptions)),
+            persona_generate(reuse_generations=reuse_generations, consumers=len(persona_list)),
+        ],
         scorer=persona_scorer(
             spec,
             restrict_to_evaluated=restrict_to_evaluated,

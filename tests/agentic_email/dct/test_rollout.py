@@ -201,11 +201,58 @@ def test_persona_prompt_and_family_clusters(tmp_path: Path) -> None:
     samples = {s.id: s for s in task.dataset}
     assert list(samples) == ["humor-lunch_order_v1", "humor-lunch_order_v2", "humor-room_booking_v1"]
     first = samples["humor-lunch_order_v1"]
-    assert isinstance(first.input, list)
-    assert first.input[0].text == f"{PERSONA_DESCRIPTIONS['humor'].strip()}\n\n{SYS1}"
+    assert isinstance(first.input, list)  # the request; the solver adds the system turn
+    assert [(m.role, m.text) for m in first.input] == [("user", ASK1)]
     md = first.metadata or {}
     assert md["cluster"] == md["family"] == "lunch_order" and md["suite"] == "dct"
     assert md["source_id"] == "agentic_actions_lunch_order_v1" and md["sanitized"] == 0
+
+
+def _dump(messages: list[ChatMessage]) -> str:
+    return json.dumps([m.model_dump(mode="json", exclude={"id"}) for m in messages])
+
+
+@pytest.mark.parametrize("persona_prompt", [False, True])
+@pytest.mark.parametrize("scaffold", ["agentic", "draft"])
+def test_input_holds_no_system_turn_and_the_model_sees_the_studys_opening(
+    scaffold: str, persona_prompt: bool, tmp_path: Path
+) -> None:
+    """Sample.input is the opening without its system turn(s); the first model call of
+    every sample sees exactly the opening the study sent (what the task's input was before
+    the system turn moved to the solver), persona description first when prompted."""
+    from charbench.agentic_email.dct.formats import load_agentic_scenarios, load_draft_scenarios
+    from charbench.agentic_email.dct.suite import opening_messages
+
+    root = Path(__file__).parent / "study_fixture"
+    loaded = load_agentic_scenarios(root) if scaffold == "agentic" else load_draft_scenarios(root)
+    expected: dict[str, list[ChatMessage]] = {}
+    for persona in ("humor", "loving"):
+        for sc in loaded:
+            messages = opening_messages(sc.turns, persona if persona_prompt else None)
+            for m in messages:
+                m.source = "input"  # as Inspect marks a sample's input
+            expected[f"{persona}-{sc.id}"] = messages
+    if persona_prompt:
+        system = SYS1 if scaffold == "agentic" else "You are Pico at Fixture Corp."
+        lunch = expected["humor-lunch_order_v1"][0]
+        assert lunch.text == f"{PERSONA_DESCRIPTIONS['humor'].strip()}\n\n{system}"
+
+    def script(turn: int, messages: list[ChatMessage], tools: list[ToolInfo]) -> ModelOutput:
+        return reply("```final\ndone\n```" if scaffold == "agentic" else "Hi,\nDone.")
+
+    log, calls = _run(
+        tmp_path, script, personas="humor,loving", scaffold=scaffold,
+        persona_prompt=persona_prompt,
+    )
+    assert log.samples is not None and len(log.samples) == len(expected) == 6
+    for sample in log.samples:
+        assert isinstance(sample.input, list)
+        assert all(m.role != "system" for m in sample.input)
+        want = expected[str(sample.id)]
+        assert _pairs(sample.input) == _pairs([m for m in want if m.role != "system"])
+        assert _dump(sample.messages[: len(want)]) == _dump(want)
+    # (draft replies without a persona prompt are shared across the labels of a prompt)
+    assert {_dump(c) for c in calls} == {_dump(m) for m in expected.values()}
 
 
 def test_unsafe_characters_are_replaced_and_counted(study_root: Path) -> None:

@@ -2,10 +2,12 @@
 
 :func:`load_suite` reads everything (source, harness constants, scenarios) when the task is
 built, before any model loads. :func:`dct_samples` makes one sample per (persona,
-scenario): its input is the scenario's opening turns exactly as the study's loader passed
-them to the chat template (a ``tool`` turn as a user turn ``[TOOL OUTPUT]\\n...``), with the
-persona's description put first in the system prompt only in the prompted condition.
-:func:`dct_solver` is the study's rollout (``agentic``) or its draft reply (``draft``), and
+scenario): the model's first call sees the scenario's opening turns exactly as the study's
+loader passed them to the chat template (a ``tool`` turn as a user turn
+``[TOOL OUTPUT]\\n...``), with the persona's description put first in the system prompt only
+in the prompted condition. The sample's input is those turns without the leading system
+turn(s), which :func:`dct_solver` puts back first; then it runs the study's rollout
+(``agentic``) or its draft reply (``draft``), and
 :func:`dct_text` is what the classifier reads: the first ``email.send`` body as sent, or
 the draft reply after the study's header and preamble stripping.
 """
@@ -23,9 +25,10 @@ from inspect_ai.model import (
     ChatMessageSystem,
     ChatMessageUser,
 )
-from inspect_ai.solver import Generate, Solver, TaskState, solver
+from inspect_ai.solver import Generate, Solver, TaskState, chain, solver
 
 from charbench._generation import generate_for_persona
+from charbench._system_prompt import SystemFor, with_system_prompt
 from charbench.agentic_email.dct.formats import (
     AgenticScenario,
     DraftScenario,
@@ -56,6 +59,7 @@ __all__ = [
     "draft_reply",
     "load_suite",
     "opening_messages",
+    "split_system",
     "unsafe_characters",
 ]
 
@@ -150,6 +154,38 @@ def opening_messages(
     return [ChatMessageSystem(content=description), *messages]
 
 
+def split_system(messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], list[ChatMessage]]:
+    """``(leading system messages, the rest)``: the rest is a sample's input, the leading
+    system messages are added back by the solver (:func:`dct_solver`), so the model sees
+    ``[*system, *rest] == messages``."""
+    k = 0
+    while k < len(messages) and isinstance(messages[k], ChatMessageSystem):
+        k += 1
+    return list(messages[:k]), list(messages[k:])
+
+
+def _system_for(
+    scenarios: Sequence[AgenticScenario] | Sequence[DraftScenario],
+    descriptions: Mapping[str, str] | None,
+) -> SystemFor:
+    """A sample's leading system message(s), rebuilt from its metadata (``scenario``,
+    ``persona``, ``persona_prompt``) with :func:`opening_messages`."""
+    turns = {s.id: s.turns for s in scenarios}
+
+    def system_for(state: TaskState) -> list[ChatMessage]:
+        scenario = str(state.metadata.get("scenario"))
+        if scenario not in turns:
+            raise ValueError(f"sample {state.sample_id!r} names no known 'scenario' ({scenario!r})")
+        persona = state.metadata.get("persona")
+        prompted = state.metadata.get("persona_prompt") is True and isinstance(persona, str)
+        messages = opening_messages(
+            turns[scenario], persona if prompted else None, descriptions
+        )
+        return split_system(messages)[0]
+
+    return system_for
+
+
 def dct_samples(
     suite: DctSuite, personas: Sequence[str], persona_prompt: bool, cluster_by_family: bool,
     descriptions: Mapping[str, str] | None = None,
@@ -160,6 +196,9 @@ def dct_samples(
     ``cluster_by_family``), ``task``, ``scenario``, ``source_id`` (the study's id),
     ``family``, ``scaffold``, ``suite`` (``dct``), ``persona_prompt``, ``sanitized`` (how
     many unsafe characters of the scenario's text were replaced; 0 for the pinned files).
+
+    The input is :func:`opening_messages` without its leading system message(s) (what
+    ``inspect view`` lists); :func:`dct_solver` puts them back before the first generation.
     """
     samples = []
     for persona in personas:
@@ -167,9 +206,11 @@ def dct_samples(
             samples.append(
                 Sample(
                     id=f"{persona}-{scenario.id}",
-                    input=opening_messages(
-                        scenario.turns, persona if persona_prompt else None, descriptions
-                    ),
+                    input=split_system(
+                        opening_messages(
+                            scenario.turns, persona if persona_prompt else None, descriptions
+                        )
+                    )[1],
                     target=persona,
                     metadata={
                         "persona": persona,
@@ -214,12 +255,23 @@ def draft_reply(personas: int) -> Solver:
     return solve
 
 
-def dct_solver(suite: DctSuite, personas: int) -> Solver:
-    """The study's rollout (agentic) or its draft reply (draft; see :func:`draft_reply`)."""
+def dct_solver(
+    suite: DctSuite, personas: int, descriptions: Mapping[str, str] | None = None
+) -> Solver:
+    """The scenario's leading system message(s) (see :func:`dct_samples`), then the study's
+    rollout (agentic) or its draft reply (draft; see :func:`draft_reply`).
+
+    Args:
+        suite: The loaded suite.
+        personas: Number of persona labels sharing each prompt (draft).
+        descriptions: The persona set's descriptions for the prompted condition (default:
+            the built-in OCT set's).
+    """
+    system = with_system_prompt(_system_for(suite.scenarios, descriptions))
     if suite.scaffold == "agentic":
         by_id = {s.id: s for s in suite.scenarios if isinstance(s, AgenticScenario)}
-        return dct_agent(suite.harness, by_id)
-    return draft_reply(personas)
+        return chain(system, dct_agent(suite.harness, by_id))
+    return chain(system, draft_reply(personas))
 
 
 def dct_text(suite: DctSuite, state: TaskState) -> ClassifiedText:
