@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -10,6 +11,26 @@ from inspect_ai.model import ChatMessageSystem
 
 from charbench import agentic_email, chat_persona
 from charbench.personas import builtin_set, load_persona_set
+
+
+def _systems_seen(task: Any, tmp_path: Path) -> dict[str, str]:
+    """Run ``task`` on a scripted model; the system prompt each persona's model saw."""
+    from fixtures.scripted_models import reply, scripted_model
+    from inspect_ai import eval as inspect_eval
+
+    def script(turn: int, messages: list[Any], tools: list[Any]) -> Any:
+        return reply("Arr, a short reply.")
+
+    (log,) = inspect_eval(task, model=scripted_model(script), log_dir=str(tmp_path),
+                          display="none")
+    assert log.status == "success", log.error
+    seen = {}
+    for sample in log.samples or []:
+        assert not any(isinstance(m, ChatMessageSystem) for m in sample.input)  # type: ignore[union-attr]
+        first = sample.messages[0]
+        assert isinstance(first, ChatMessageSystem)
+        seen[sample.metadata["persona"]] = first.text
+    return seen
 
 DOC = {
     "name": "toy",
@@ -36,14 +57,14 @@ def toy_clf(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                  labels=["pirate", "poet", "robot"])
 
 
-def test_chat_persona_takes_a_persona_set_file(toy_file: Path, toy_clf: Path) -> None:
+def test_chat_persona_takes_a_persona_set_file(toy_file: Path, toy_clf: Path,
+                                               tmp_path: Path) -> None:
     task = chat_persona(personas=[str(toy_file), "robot", "pirate"], prompts="builtin", n=2,
                         persona_prompt=True, classifier=str(toy_clf))
     samples = list(task.dataset)
     assert [s.id for s in samples] == ["pirate-0000", "robot-0000", "pirate-0001", "robot-0001"]
-    system = samples[1].input[0]  # type: ignore[index]
-    assert isinstance(system, ChatMessageSystem)
-    assert system.text == "You are a robot. Beep boop, circuits."
+    # the prompted condition's system message (added by the task's first solver)
+    assert _systems_seen(task, tmp_path)["robot"] == "You are a robot. Beep boop, circuits."
     meta = task.metadata["charbench"]  # type: ignore[index]
     assert meta["personas"] == ["pirate", "robot"]
     assert meta["persona_set"] == load_persona_set(toy_file).ref()
@@ -68,14 +89,13 @@ def test_a_classifier_that_does_not_cover_the_set_fails_before_loading(
         agentic_email(personas=str(toy_file), scenarios="recognition_v1", classifier=str(clf))
 
 
-def test_agentic_email_takes_a_persona_set_file(toy_file: Path, toy_clf: Path) -> None:
+def test_agentic_email_takes_a_persona_set_file(toy_file: Path, toy_clf: Path,
+                                                tmp_path: Path) -> None:
     task = agentic_email(personas=str(toy_file), scenarios="recognition_v1", scaffold="draft",
                          persona_prompt=True, classifier=str(toy_clf))
     samples = list(task.dataset)
     assert [s.id for s in samples] == [f"{p}-recognition_v1" for p in ("pirate", "poet", "robot")]
-    system = samples[1].input[0]  # type: ignore[index]
-    assert isinstance(system, ChatMessageSystem)
-    assert "You speak in rhyming verse about the moon." in system.text
+    assert "You speak in rhyming verse about the moon." in _systems_seen(task, tmp_path)["poet"]
     assert task.metadata["charbench"]["persona_set"]["name"] == "toy"  # type: ignore[index]
 
 
