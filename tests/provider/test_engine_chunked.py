@@ -24,7 +24,12 @@ PROMPTS = [
 def base(llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> SharedBase:
     shared = get_shared_base(str(llama_dir), device="cpu")
     monkeypatch.setattr(shared, "prefix_cache", kvcache.PrefixCache(64 * 2**20))
-    monkeypatch.setattr(shared, "eos_ids", frozenset())  # every row runs its full length
+    # every row runs its full length: no EOS for the engine, nor for transformers' generate
+    # (without this, generate pads a row after a sampled EOS inside a chunk, while a row
+    # whose chunk ends on that EOS is resumed: the outputs would differ by the test's setup)
+    monkeypatch.setattr(shared, "eos_ids", frozenset())
+    for model in {id(m): m for m in (shared.model, getattr(shared, "peft", None)) if m}.values():
+        monkeypatch.setattr(model.generation_config, "eos_token_id", None)
     monkeypatch.setattr(shared, "_seeds", SeedBook())
     return shared
 
