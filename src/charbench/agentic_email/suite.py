@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from charbench.agentic_email.models import Scenario, Workplace
 from charbench.agentic_email.scenarios import SCENARIO_DIR, load_scenarios
@@ -64,3 +64,26 @@ class CharbenchSuite:
 
 CHARBENCH = CharbenchSuite()
 """The packaged charbench suite."""
+
+
+def sample_metadata(
+    persona: str, personas: Sequence[str], scenario: str, family: str, *, scaffold: str,
+    suite: str, persona_prompt: bool, cluster_by_family: bool, **extra: Any,
+) -> dict[str, Any]:
+    """The metadata every ``agentic_email`` sample carries, in both suites.
+
+    ``cluster`` (the bootstrap unit) is the scenario's family when ``cluster_by_family``,
+    else the scenario id; ``extra`` adds the suite's own keys.
+    """
+    return {
+        "persona": persona,
+        "personas": list(personas),
+        "cluster": family if cluster_by_family else scenario,
+        "task": "agentic_email",
+        "scenario": scenario,
+        "family": family,
+        "scaffold": scaffold,
+        "suite": suite,
+        "persona_prompt": persona_prompt,
+        **extra,
+    }

@@ -32,6 +32,7 @@ from charbench.agentic_email.loop import (
 )
 from charbench.agentic_email.prompts import SCAFFOLDS, system_messages, user_messages
 from charbench.agentic_email.scenarios import Scenario, load_scenarios
+from charbench.agentic_email.suite import sample_metadata
 from charbench.agentic_email.tools import SentEmail, workplace_tools
 from charbench.agentic_email.workplace import Workplace, load_workplace
 from charbench.contracts import FORCED_LABELS, RESAMPLES, SCAFFOLD_LABELS
@@ -157,18 +158,11 @@ def _samples(
                     id=f"{persona}-{scenario.id}",
                     input=user_messages(scenario, scaffold),  # type: ignore[arg-type]
                     target=persona,
-                    metadata={
-                        "persona": persona,
-                        "personas": list(personas),
-                        "cluster": scenario.family if cluster_by_family else scenario.id,
-                        "task": "agentic_email",
-                        "scenario": scenario.id,
-                        "family": scenario.family,
-                        "scaffold": scaffold,
-                        "suite": "charbench",
-                        "persona_prompt": persona_prompt,
-                        "recipient": scenario.recipient,
-                    },
+                    metadata=sample_metadata(
+                        persona, personas, scenario.id, scenario.family, scaffold=scaffold,
+                        suite="charbench", persona_prompt=persona_prompt,
+                        cluster_by_family=cluster_by_family, recipient=scenario.recipient,
+                    ),
                 )
             )
     return samples

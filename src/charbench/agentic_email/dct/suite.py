@@ -46,6 +46,7 @@ from charbench.agentic_email.dct.harness import (
 from charbench.agentic_email.dct.rollout import DctEpisode, dct_agent
 from charbench.agentic_email.dct.source import DCT_COMMIT, DctSource, resolve_source
 from charbench.agentic_email.loop import Episode
+from charbench.agentic_email.suite import sample_metadata
 from charbench.personas import PERSONA_DESCRIPTIONS
 from charbench.scoring import ClassifiedText
 from charbench.textsafe import sanitize
@@ -212,19 +213,12 @@ def dct_samples(
                         )
                     )[1],
                     target=persona,
-                    metadata={
-                        "persona": persona,
-                        "personas": list(personas),
-                        "cluster": scenario.family if cluster_by_family else scenario.id,
-                        "task": "agentic_email",
-                        "scenario": scenario.id,
-                        "source_id": scenario.source_id,
-                        "family": scenario.family,
-                        "scaffold": suite.scaffold,
-                        "suite": "dct",
-                        "persona_prompt": persona_prompt,
-                        "sanitized": unsafe_characters(scenario.turns),
-                    },
+                    metadata=sample_metadata(
+                        persona, personas, scenario.id, scenario.family,
+                        scaffold=suite.scaffold, suite="dct", persona_prompt=persona_prompt,
+                        cluster_by_family=cluster_by_family, source_id=scenario.source_id,
+                        sanitized=unsafe_characters(scenario.turns),
+                    ),
                 )
             )
     return samples
