@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from charbench.cli._table import table
+from charbench._table import table
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+
+from charbench._table import table
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
@@ -51,15 +52,6 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
     return p
 
 
-def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, show_lines=False)
-    for h in header:
-        table.add_column(h, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``charbench report``; returns the exit status (2 with a one-line reason)."""
     from charbench.report import build_report, summary_rows
@@ -81,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     for name in report.skipped:
         console.print(f"[yellow]warning: skipped {name}[/yellow]", highlight=False, soft_wrap=True)
     header, rows = summary_rows(report.summary)
-    console.print(_table("charbench report (macro-F1, 95% bootstrap CI)", header, rows))
+    console.print(table("charbench report (macro-F1, 95% bootstrap CI)", header, rows))
     if not report.gaps.empty:
         gap_rows = [
             [
@@ -94,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             for _, g in report.gaps.iterrows()
         ]
         console.print(
-            _table("ID minus OOD gap", ["base", "condition", "OOD task", "gap", "95% CI"], gap_rows)
+            table("ID minus OOD gap", ["base", "condition", "OOD task", "gap", "95% CI"], gap_rows)
         )
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""A rich table of strings, shared by the subcommands that print one."""
+"""A rich table of strings, shared by the commands that print one (a leaf module)."""
 
 from __future__ import annotations
 
