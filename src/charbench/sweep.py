@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charbench.personas import STAGES, parse_personas, released_base
+from charbench.personas import STAGES, parse_personas, released_base, resolve_personas
 from charbench.routing import PERSONA_PLACEHOLDER, preflight
 
 TASKS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -451,7 +451,7 @@ def make_task(ev: SweepEval, model: Any, factory: Callable[..., Any] | None = No
 
     fn = factory or _task_function(ev.task_name)
     args = {"base": ev.base, **ev.task_args}
-    preflight(model, parse_personas(args.get("personas")))
+    preflight(model, resolve_personas(args.get("personas"))[1])
     return task_with(fn(**args), model=model)
 
 

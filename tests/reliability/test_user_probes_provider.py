@@ -382,3 +382,28 @@ def test_preflight_checks_shapes_against_the_base_without_loading_it(
     assert _first_line(err).startswith(
         f"hf-lora: persona 'humor': adapter '{tmp_path}/repo/humor' does not fit the base "
         "model:")
+
+
+def test_sweep_builds_a_task_of_a_persona_set_file(
+        tiny_llama: Path, tiny_clf: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: make_task resolved ``personas`` against the built-in set only, so every
+    sweep (and ``charbench demo``) over a persona set file failed before its first eval."""
+    from charbench import sweep
+
+    _no_base_loads(monkeypatch)
+    set_file = tmp_path / "mine.yaml"
+    set_file.write_text(
+        "name: mine\npersonas:\n  - name: pirate\n    description: talks like a pirate\n"
+        "  - name: poet\n    description: answers in verse\n", encoding="utf-8")
+    template = _template(tiny_llama, f"{tmp_path}/missing/{{persona}}")
+    ev = sweep.SweepEval(str(tiny_llama), "mine", "chat", str(template), {}, "chat_persona",
+                         {"personas": [str(set_file), "pirate", "poet"], "prompts": "builtin",
+                          "n": 2, "classifier": "zeroshot", "condition": "mine"}, 4)
+    with pytest.raises(HFLoraError) as err:  # the template's adapters are checked per persona
+        sweep.make_task(ev, template)
+    assert _first_line(err).startswith("hf-lora: persona 'pirate': adapter")
+    plain = sweep.SweepEval(str(tiny_llama), "base", "chat", "mockllm/model", {},
+                            "chat_persona", {**ev.task_args, "condition": "base"}, 4)
+    task = sweep.make_task(plain, get_model("mockllm/model"))
+    assert {s.metadata["persona"] for s in task.dataset} == {"pirate", "poet"}
