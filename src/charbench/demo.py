@@ -36,10 +36,8 @@ the demo says so.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import resource
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -237,10 +235,11 @@ def _check_options(args: argparse.Namespace) -> tuple[str | None, list[str]]:
 
 def _with_prompted(grid: list[SweepEval], prompted_only: bool = False) -> list[SweepEval]:
     """Each entry as ``prompted`` (persona prompt on), then (unless ``prompted_only``) as is."""
+    from charbench.sweep import prompted
+
     out = []
     for ev in grid:
-        args = {**ev.task_args, "condition": "prompted", "persona_prompt": True}
-        out.append(dataclasses.replace(ev, condition="prompted", task_args=args))
+        out.append(prompted(ev))
         if not prompted_only:
             out.append(ev)
     return out
@@ -248,11 +247,10 @@ def _with_prompted(grid: list[SweepEval], prompted_only: bool = False) -> list[S
 
 def _task_settings(ev: SweepEval, args: argparse.Namespace) -> SweepEval:
     """The demo's per-task settings: token budgets, the agentic turn cap and tool choice."""
-    extra: dict[str, Any] = {"max_tokens": args.chat_tokens if ev.task == "chat"
-                             else args.max_tokens}
-    if ev.task == "agentic":
-        extra.update(max_turns=args.max_turns, tool_choice=args.tool_choice)
-    return dataclasses.replace(ev, task_args={**ev.task_args, **extra})
+    from charbench.sweep import with_budgets
+
+    return with_budgets(ev, args.chat_tokens, args.max_tokens, args.max_turns,
+                        args.tool_choice)
 
 
 def build_plan(args: argparse.Namespace, model_path: str, log_dir: Path) -> DemoPlan:
@@ -301,38 +299,21 @@ def build_plan(args: argparse.Namespace, model_path: str, log_dir: Path) -> Demo
 def train_demo_classifier(data_dir: Path, out: Path, seed: int) -> TrainResult | None:
     """Fine-tune all-MiniLM-L6-v2 on the chat replies under ``data_dir`` into ``out``.
 
-    Built from ``charbench train-classifier``'s functions (split by prompt, ``Trainer``, model
-    card). Trains into a temporary sibling directory and renames it into place, so an
-    interrupted run leaves no half-written classifier; an existing ``out`` with its
+    :func:`charbench.training.train_into` (``charbench train-classifier``'s steps: split by
+    prompt, ``Trainer``, model card) with the demo's settings; an existing ``out`` with its
     ``training.json`` is reused (returns None).
 
     Raises:
         charbench.training.DataError: too few replies per persona.
     """
     from charbench.assets import minilm_path
-    from charbench.training import (
-        TrainSettings,
-        check_enough,
-        collect_replies,
-        split_by_prompt,
-        train_classifier,
-    )
+    from charbench.training import TrainSettings, train_into
 
-    if (out / "training.json").is_file():
-        return None
-    data = collect_replies([data_dir])
-    train, val = split_by_prompt(data, 0.25, seed)
-    check_enough(data, val, min_per_persona=10)
     settings = TrainSettings(
         base=str(minilm_path()), epochs=CLASSIFIER_EPOCHS, lr=CLASSIFIER_LR, max_length=128,
         seed=seed, val_fraction=0.25, min_per_persona=10, device="cpu",
     )
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    result = train_classifier(data, train, val, tmp, settings)
-    tmp.rename(out)
-    result.out = out
-    return result
+    return train_into([data_dir], out, settings)
 
 
 def _cpu_seconds() -> float:

@@ -15,6 +15,7 @@ see docs/sweep.md.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -388,6 +389,24 @@ def build_grid(cfg: SweepConfig) -> list[SweepEval]:
                         )
                     )
     return grid
+
+
+def prompted(ev: SweepEval) -> SweepEval:
+    """``ev`` as the ``prompted`` condition: the same model with the persona's description as
+    its system prompt (OCT's prompted baseline; ``-T persona_prompt=true``)."""
+    args = {**ev.task_args, "condition": "prompted", "persona_prompt": True}
+    return dataclasses.replace(ev, condition="prompted", task_args=args)
+
+
+def with_budgets(
+    ev: SweepEval, chat_tokens: int, max_tokens: int, max_turns: int, tool_choice: str
+) -> SweepEval:
+    """``ev`` with small-model budgets: ``max_tokens`` (``chat_tokens`` for chat), and for
+    agentic_email's tool loop ``max_turns`` and ``tool_choice``."""
+    extra: dict[str, Any] = {"max_tokens": chat_tokens if ev.task == "chat" else max_tokens}
+    if ev.task == "agentic":
+        extra.update(max_turns=max_turns, tool_choice=tool_choice)
+    return dataclasses.replace(ev, task_args={**ev.task_args, **extra})
 
 
 def base_dir_name(base: str) -> str:

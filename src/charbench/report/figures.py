@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -66,6 +67,20 @@ def _yerr(frame: pd.DataFrame) -> np.ndarray:
     return np.vstack([low.to_numpy(float), high.to_numpy(float)])
 
 
+def _label_n(ax: Any, xs: np.ndarray, sub: pd.DataFrame) -> None:
+    """Write each scored bar's sample count above its CI, so a bar of two emails cannot pass
+    for a measurement (a 0.00 bar gets its count too, telling it apart from a missing one)."""
+    if "n" not in sub:
+        return
+    tops = sub["macro_f1_ci_high"].to_numpy(float) if "macro_f1_ci_high" in sub else \
+        sub["macro_f1"].to_numpy(float)
+    for xi, value, top, n in zip(xs, sub["macro_f1"].to_numpy(float), tops,
+                                 sub["n"].to_numpy(float), strict=True):
+        if not np.isnan(value) and not np.isnan(n):
+            y = (value if np.isnan(top) else max(top, value)) + 0.015
+            ax.text(xi, y, f"n={int(n)}", ha="center", va="bottom", fontsize=6.5)
+
+
 def id_vs_ood(summary: pd.DataFrame, path: Path) -> Path:
     """Grouped bars of macro-F1 (95% CI error bars) per condition, one panel per base.
 
@@ -98,6 +113,7 @@ def id_vs_ood(summary: pd.DataFrame, path: Path) -> Path:
                 if has and np.isnan(value):
                     note = "0 emailed" if n_mail == 0 else "no scores"
                     ax.text(xi, 0.02, note, rotation=90, ha="center", va="bottom", fontsize=7)
+            _label_n(ax, xs, sub)
         chance = float(frame["chance"].iloc[0])
         ax.axhline(
             chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})"

@@ -18,7 +18,12 @@ from charbench.training.classifier_data import (
     collect_replies,
     split_by_prompt,
 )
-from charbench.training.classifier_train import TrainResult, TrainSettings, train_classifier
+from charbench.training.classifier_train import (
+    TrainResult,
+    TrainSettings,
+    train_classifier,
+    train_into,
+)
 
 __all__ = [
     "ClassifierData",
@@ -30,4 +35,5 @@ __all__ = [
     "collect_replies",
     "split_by_prompt",
     "train_classifier",
+    "train_into",
 ]

@@ -344,3 +344,43 @@ def model_card(record: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def train_into(
+    log_dirs: Sequence[str | Path],
+    out: str | Path,
+    settings: TrainSettings,
+    labels: Sequence[str] | None = None,
+) -> TrainResult | None:
+    """``charbench train-classifier`` as one call: collect, split by prompt, check, train.
+
+    Trains into a temporary sibling directory (``OUT.partial``) and renames it into place, so
+    an interrupted run never leaves a half-written classifier at ``out``; an ``out`` that
+    already holds a finished classifier (its ``training.json``) is kept and None returned.
+
+    Args:
+        log_dirs: ``chat_persona`` logs (directories or files).
+        out: The classifier directory.
+        settings: Hyper-parameters (``val_fraction``, ``min_per_persona`` and ``seed``
+            also govern the split and the data check).
+        labels: Label order (default the logs' persona order).
+
+    Raises:
+        charbench.training.DataError: too few replies per persona, or unusable logs.
+    """
+    import shutil
+
+    from charbench.training.classifier_data import check_enough, collect_replies, split_by_prompt
+
+    out = Path(out)
+    if (out / "training.json").is_file():
+        return None
+    data = collect_replies(log_dirs, labels)
+    train, val = split_by_prompt(data, settings.val_fraction, settings.seed)
+    check_enough(data, val, settings.min_per_persona)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    result = train_classifier(data, train, val, tmp, settings)
+    tmp.rename(out)
+    result.out = out
+    return result
