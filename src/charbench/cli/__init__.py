@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "charbench.cli.sweep",
     "demo": "charbench.cli.demo",
     "train-classifier": "charbench.training.classifier_command",
+    "lab": "charbench.lab.command",
 }
 """Subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``."""
 
