@@ -18,7 +18,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LEAVES = ["charbench.personas", "charbench.textsafe", "charbench._inspect", "charbench._batcher",
-          "charbench._table",
+          "charbench._table", "charbench._device",
           "charbench.contracts"]
 
 

@@ -168,3 +168,19 @@ def test_an_interrupted_lab_resumes_without_redoing_finished_steps(
     assert (out / "adapters" / "pirate" / "training.json").stat().st_mtime == stamp
     assert sorted((out / "data" / "logs").rglob("*.eval")) == data_logs
     assert (out / "adapters" / "poet" / "adapter_model.safetensors").is_file()
+
+
+def test_steps_in_their_own_processes(tiny_chat_model: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``--step-processes on`` (the CUDA default): each step runs in a spawned process and
+    hands its artifacts back; the manifest is the same as in-process."""
+    set_file = tmp_path / "personas.yaml"
+    set_file.write_text(PERSONAS, encoding="utf-8")
+    out = tmp_path / "lab"
+    argv = _argv(tiny_chat_model, out, set_file, "--tasks", "chat", "--step-processes", "on")
+    assert main(argv) == 0, capsys.readouterr().err[-3000:]
+    manifest = LabManifest.model_validate_json((out / "lab.json").read_text())
+    assert len(manifest.steps) == 7
+    assert manifest.steps["data"].details["pairs"] == {"pirate": 10, "poet": 10}
+    assert (out / "adapters" / "poet" / "adapter_model.safetensors").is_file()
+    assert not list(out.glob(".step-*.json"))  # the hand-over files are removed

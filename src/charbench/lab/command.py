@@ -53,17 +53,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--method", choices=["dpo", "sft"], default="dpo",
         help="dpo (default, OCT's distillation: DPO + 0.1 NLL) or sft (chosen replies only)")
     add("--prompts", type=int, default=None, dest="n_distill",
-        help="distillation prompts per persona (default 64)")
+        help="distillation prompts per persona (default 40)")
     add("--distill-prompts", default=str(DISTILL_PROMPTS),
         help="distillation prompt source (default: the lab's 128 prompts shipped with charbench)")
     add("--classifier-prompts", default=str(CLASSIFIER_PROMPTS),
         help="prompts of the classifier's training replies (default: the demo's file)")
     add("--classifier-n", type=int, default=None, dest="n_classifier",
-        help="classifier prompts used (default 40)")
+        help="classifier prompts used (default 32)")
     add("--eval-prompts", default=EVAL_PROMPTS,
         help="chat evaluation prompts (default builtin: charbench's 42 everyday prompts; None "
         "is not offered: every source must be disjoint from the others)")
-    add("--eval-n", type=int, default=None, dest="n_eval", help="chat eval prompts (default 42)")
+    add("--eval-n", type=int, default=None, dest="n_eval", help="chat eval prompts (default 30)")
     add("--max-tokens", type=int, default=None, help="new tokens per chat reply (default 64)")
     add("--tasks", type=_csv, default=None, help="evaluated tasks (default chat,agentic,draft)")
     add("--scenarios", type=_csv, default=None,
@@ -77,6 +77,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         add(f"--{flag}", type=kind, default=None,
             help="adapter training (default: OCT's on CUDA, the CPU preset on the CPU)")
     add("--seed", type=int, default=0, help="seed of everything (default 0)")
+    add("--step-processes", choices=["auto", "on", "off"], default="auto",
+        help="run each step in its own process, so a step's models leave the memory before "
+        "the next step loads its own (default auto: on with CUDA, off on the CPU)")
     add("--device", choices=["cpu", "cuda"], default=None, help="default: CUDA when available")
     add("--cache-dir", default=None, help="user cache for --base smollm2 (default ~/.cache)")
     add("--display", default=None, choices=["full", "conversation", "rich", "plain", "log",
@@ -86,11 +89,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _device(args: argparse.Namespace) -> str:
-    if args.device:
-        return str(args.device)
-    import torch
+    from charbench._device import checked_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return checked_device(args.device)
 
 
 def settings_from_args(args: argparse.Namespace, device: str) -> LabSettings:
@@ -111,9 +112,11 @@ def settings_from_args(args: argparse.Namespace, device: str) -> LabSettings:
     given = {k: getattr(args, k) for k in ("n_distill", "n_classifier", "n_eval", "max_tokens",
                                            "tasks", "scenarios", "classifier_base")
              if getattr(args, k) is not None}
-    for key in ("n_distill", "n_classifier", "n_eval", "max_tokens"):
+    flags = {"n_distill": "--prompts", "n_classifier": "--classifier-n", "n_eval": "--eval-n",
+             "max_tokens": "--max-tokens"}
+    for key, flag in flags.items():
         if key in given and given[key] < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be at least 1")
+            raise ValueError(f"{flag} must be at least 1, got {given[key]}")
     settings = LabSettings(
         base=args.base, personas=spec, persona_set_hash=persona_set.content_hash,
         adapter=asdict(adapter), distill_prompts=args.distill_prompts,
@@ -180,7 +183,9 @@ def prepare(args: argparse.Namespace) -> Any:
     command = shlex.join(["charbench", "lab", *sys.argv[2:]]) if sys.argv[1:2] == ["lab"] \
         else "charbench lab " + shlex.join(["--base", args.base, "--out", str(out)])
     return Lab(out=out, settings=settings, base_path=base_path, persona_file=persona_file,
-               manifest=manifest, command=command, prompt_ids=prompt_ids, display=args.display)
+               manifest=manifest, command=command, prompt_ids=prompt_ids, display=args.display,
+               isolate=args.step_processes == "on" or (args.step_processes == "auto"
+                                                       and device == "cuda"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,13 +21,16 @@ Resuming (:func:`run_steps`): a step recorded in ``lab.json`` with unchanged art
 skipped. A step runs when it is not, and then every step that depends on it runs too; the
 outputs of such a dependent step, which were made from the old inputs, are moved to
 ``OUT/superseded/<time>/`` first so that nothing stale (an eval log of an old adapter) is
-reused. A step that was interrupted, with its inputs unchanged, resumes in place: Inspect's
+reused. With ``Lab.isolate`` (the default on CUDA) each step runs in its own process, so a
+step never shares the GPU with the models of the step before it. A step that was interrupted, with its inputs unchanged, resumes in place: Inspect's
 ``eval_set`` keeps finished evals, and adapters and the classifier are trained into a
 ``.partial`` directory renamed into place when done.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import shutil
 import time
 from collections.abc import Callable
@@ -80,6 +83,43 @@ def _supersede(lab: Lab, step: Step, stamp: str) -> None:
                       f"{dest}", flush=True)
 
 
+def _child(lab: Lab, name: str, result: str) -> None:
+    """A step in its own process: run it and write its paths and details to ``result``."""
+    step = next(s for s in plan_steps(lab.personas) if s.name == name)
+    paths, details = step.run(lab, name)
+    Path(result).write_text(json.dumps({"paths": [str(p) for p in paths],
+                                        "details": details}, default=str), encoding="utf-8")
+
+
+def run_in_process(lab: Lab, step: Step) -> tuple[list[Path], dict[str, Any]]:
+    """Run ``step`` in a fresh (spawned) process, so the memory of the models it loaded (an
+    hf-lora base, a model being trained) is returned when it ends, before the next step.
+
+    Raises:
+        StepFailed: the process failed (its traceback is on stderr above).
+        KeyboardInterrupt: re-raised after stopping the child.
+    """
+    from charbench.lab.steps import StepFailed
+
+    result = lab.out / f".step-{step.name.replace(':', '-')}.json"
+    result.unlink(missing_ok=True)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_child, args=(lab, step.name, str(result)), name=f"charbench-lab-{step.name}")
+    proc.start()
+    try:
+        proc.join()
+    except BaseException:
+        proc.terminate()
+        proc.join()
+        raise
+    if proc.exitcode != 0 or not result.is_file():
+        raise StepFailed(f"step {step.name} failed in its process (exit {proc.exitcode}); see "
+                         "the error above")
+    data = json.loads(result.read_text(encoding="utf-8"))
+    result.unlink()
+    return [Path(p) for p in data["paths"]], data["details"]
+
+
 def run_steps(lab: Lab, steps: list[Step], say: Callable[[str], None] = print) -> list[str]:
     """Run the steps that are not finished, in order; the names of the steps run.
 
@@ -97,7 +137,8 @@ def run_steps(lab: Lab, steps: list[Step], say: Callable[[str], None] = print) -
             _supersede(lab, step, stamp)
         say(f"[lab {i}/{len(steps)}] {step.name} ...")
         started = time.monotonic()
-        paths, details = step.run(lab, step.name)
+        paths, details = (run_in_process(lab, step) if lab.isolate
+                          else step.run(lab, step.name))
         seconds = time.monotonic() - started
         lab.manifest.record(lab.out, step.name, lab.command, paths, details, seconds)
         say(f"[lab {i}/{len(steps)}] {step.name}: done in {seconds / 60:.1f} min")

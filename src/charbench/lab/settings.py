@@ -62,9 +62,9 @@ class LabSettings(BaseModel):
     distill_prompts: str = str(DISTILL_PROMPTS)
     classifier_prompts: str = str(CLASSIFIER_PROMPTS)
     eval_prompts: str = EVAL_PROMPTS
-    n_distill: int = 64
-    n_classifier: int = 40
-    n_eval: int = 42
+    n_distill: int = 40
+    n_classifier: int = 32
+    n_eval: int = 30
     max_tokens: int = 64
     classifier_base: str = "minilm"
     classifier_epochs: float = 5.0
@@ -215,6 +215,7 @@ class Lab:
         manifest: ``lab.json``. command: The command line that runs it.
         prompt_ids: Prompt ids of each selection (``--distill-prompts`` ...).
         display: Inspect's display type (None: Inspect's default).
+        isolate: Run each step in its own process (see :mod:`charbench.lab.pipeline`).
     """
 
     out: Path
@@ -225,6 +226,7 @@ class Lab:
     command: str
     prompt_ids: dict[str, list[str]] = field(default_factory=dict)
     display: str | None = None
+    isolate: bool = False
 
     @property
     def personas(self) -> list[str]:

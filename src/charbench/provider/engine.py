@@ -36,6 +36,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from charbench._device import default_device
 from charbench.provider import kvcache
 from charbench.provider.adapters import (
     AdapterInfo,
@@ -79,13 +80,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_KV_CACHE_MB = 2048
 """Default prefix KV cache budget (MiB) of a shared base."""
 
-
-
-def default_device() -> str:
-    """``cuda`` when available, else ``cpu``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 _DTYPES = {

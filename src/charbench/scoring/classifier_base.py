@@ -178,8 +178,3 @@ def softmax(x: NDArray[Any]) -> FloatArray:
     return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
 
 
-def default_device() -> str:
-    """``cuda`` when torch sees a GPU, else ``cpu``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -41,8 +41,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from charbench._device import default_device
 from charbench.personas import PERSONA_DESCRIPTIONS, PERSONAS, RELEASED_BASES, released_base
-from charbench.scoring.classifier_base import PersonaClassifier, default_device
+from charbench.scoring.classifier_base import PersonaClassifier
 from charbench.scoring.hf_classifier import (
     ALLOW_PICKLE_ENV,
     DEFAULT_MAX_BATCH_TOKENS,

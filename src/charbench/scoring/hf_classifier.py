@@ -10,10 +10,10 @@ import logging
 import os
 from typing import Any
 
+from charbench._device import default_device
 from charbench.scoring.classifier_base import (
     BatchedClassifier,
     FloatArray,
-    default_device,
     softmax,
 )
 

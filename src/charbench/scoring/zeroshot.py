@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from charbench._device import default_device
 from charbench.personas import PERSONA_DESCRIPTIONS
 from charbench.scoring.classifier_base import (
     BatchedClassifier,
     FloatArray,
-    default_device,
     softmax,
 )
 

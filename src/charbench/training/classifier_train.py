@@ -144,14 +144,9 @@ def _load(settings: TrainSettings, labels: list[str]) -> tuple[Any, Any, int]:
 
 
 def _device(settings: TrainSettings) -> str:
-    import torch
+    from charbench._device import checked_device
 
-    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: this torch build sees no CUDA device; use --device cpu")
-    return device
+    return checked_device(settings.device)
 
 
 def _fit_and_predict(
