@@ -543,3 +543,23 @@ def test_missing_base_and_condition_fall_back_to_the_model(tmp_path: Path) -> No
     assert (row["base"], row["condition"]) == ("mockllm/model", "mockllm/model")
     assert any("has no base" in n for n in report.notes)
     assert any("-T condition=NAME" in n for n in report.notes)
+
+
+def test_a_cell_with_one_bootstrap_unit_is_flagged_and_noted(tmp_path: Path) -> None:
+    """One scenario (one family) in an email cell: every resample is the same sample set, so
+    the CI collapses to a point; the report must say so instead of passing it off as
+    certainty. A cell with several units is not flagged."""
+    from fixtures.report_logs import scripted_log
+
+    common = {"base": BASE, "personas": PERSONAS}
+    scripted_log(tmp_path, condition="full", task_name="draft", clusters=["recognition_v1"],
+                 pred=scripted(0.5, 7, PERSONAS), **common)
+    scripted_log(tmp_path, condition="full", task_name="chat", clusters=CLUSTERS,
+                 pred=scripted(0.8, 8, PERSONAS), **common)
+    report = build_report(tmp_path, write=False)
+    flags = dict(zip(report.summary["task"], report.summary["flags"], strict=True))
+    assert flags["draft"] == "ci_one_unit" and flags["chat"] == ""
+    draft = report.summary[report.summary["task"] == "draft"].iloc[0]
+    assert draft["macro_f1_ci_low"] == draft["macro_f1_ci_high"]  # the degenerate CI
+    (note,) = [n for n in report.notes if "ci_one_unit" in n]
+    assert "/full/draft (n=3)" in note

@@ -53,18 +53,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--method", choices=["dpo", "sft"], default="dpo",
         help="dpo (default, OCT's distillation: DPO + 0.1 NLL) or sft (chosen replies only)")
     add("--prompts", type=int, default=None, dest="n_distill",
-        help="distillation prompts per persona (default 40)")
+        help="distillation prompts per persona (default 48)")
     add("--distill-prompts", default=str(DISTILL_PROMPTS),
         help="distillation prompt source (default: the lab's 128 prompts shipped with charbench)")
     add("--classifier-prompts", default=str(CLASSIFIER_PROMPTS),
         help="prompts of the classifier's training replies (default: the demo's file)")
     add("--classifier-n", type=int, default=None, dest="n_classifier",
-        help="classifier prompts used (default 32)")
+        help="classifier prompts used (default 40)")
     add("--eval-prompts", default=EVAL_PROMPTS,
         help="chat evaluation prompts (default builtin: charbench's 42 everyday prompts; None "
         "is not offered: every source must be disjoint from the others)")
     add("--eval-n", type=int, default=None, dest="n_eval", help="chat eval prompts (default 30)")
-    add("--max-tokens", type=int, default=None, help="new tokens per chat reply (default 64)")
+    add("--max-tokens", type=int, default=None, help="new tokens per chat reply (default 48)")
     add("--tasks", type=_csv, default=None, help="evaluated tasks (default chat,agentic,draft)")
     add("--scenarios", type=_csv, default=None,
         help="agentic scenarios (default recognition_v1)")

@@ -62,10 +62,10 @@ class LabSettings(BaseModel):
     distill_prompts: str = str(DISTILL_PROMPTS)
     classifier_prompts: str = str(CLASSIFIER_PROMPTS)
     eval_prompts: str = EVAL_PROMPTS
-    n_distill: int = 40
-    n_classifier: int = 32
+    n_distill: int = 48
+    n_classifier: int = 40
     n_eval: int = 30
-    max_tokens: int = 64
+    max_tokens: int = 48
     classifier_base: str = "minilm"
     classifier_epochs: float = 5.0
     classifier_lr: float = 1e-4

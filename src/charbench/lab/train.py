@@ -143,9 +143,9 @@ CPU_SETTINGS = AdapterSettings(
 )
 """The CPU preset (``charbench lab`` on a machine without CUDA). One DPO step of 8 pairs of
 SmolLM2-135M (about 1,500 tokens with the reference pass) took 14 s on the 2-core development
-machine, so the lab's 30-minute budget for four personas leaves about ten steps per adapter:
-40 pairs x 2 epochs in batches of 8. Rank 16 instead of 64 keeps those steps cheap; a
-learning rate ten times OCT's makes up for training on 40 pairs instead of thousands for
+machine, so the lab's 30-minute budget for four personas leaves about a dozen steps per
+adapter: 48 pairs x 2 epochs in batches of 8. Rank 16 instead of 64 keeps those steps cheap;
+a learning rate ten times OCT's makes up for training on 48 pairs instead of thousands for
 one epoch. beta, the NLL weight, the warm-up and the optimiser stay OCT's."""
 
 

@@ -13,7 +13,7 @@ from charbench.contracts import UNPARSED_CALL
 from charbench.report import figures
 from charbench.report.load import LoadedLogs, load_log_dir
 from charbench.report.published import PUBLISHED_SOURCES, published_match
-from charbench.report.tables import Tables, compute_tables
+from charbench.report.tables import ONE_UNIT, Tables, compute_tables
 
 
 @dataclass
@@ -256,6 +256,15 @@ def _cell_notes(summary: pd.DataFrame, skipped: int) -> list[str]:
                 for _, r in cells.iterrows()
             )
         )
+    single = summary[summary["flags"].str.contains(ONE_UNIT, na=False)]
+    if not single.empty:
+        notes.append(
+            "the 95% CI of these cells is a point, not a measurement of uncertainty: their "
+            "scored samples hold a single bootstrap unit (flag 'ci_one_unit'; one scenario "
+            "family, prompt or sample), and so do their ID-minus-OOD gap CIs on the OOD side; "
+            "add scenarios: " + ", ".join(
+                f"{figures.base_label(str(r['base']))}/{r['condition']}/{r['task']} (n={r['n']})"
+                for _, r in single.iterrows()))
     for _, r in summary[summary["flags"].str.contains(UNPARSED_CALL, na=False)].iterrows():
         notes.append(
             f"{figures.base_label(str(r['base']))}/{r['condition']}/{r['task']}: "

@@ -120,6 +120,12 @@ class Tables:
     confusion: dict[Key, pd.DataFrame]
 
 
+ONE_UNIT = "ci_one_unit"
+"""Flag of a cell whose scored samples hold a single bootstrap unit (one prompt, scenario or
+family): every resample is the same, so its CI is a point that says nothing about the
+uncertainty (the report's notes say so)."""
+
+
 def _confusion(gold: list[str], pred: list[str | None], personas: Sequence[str]) -> pd.DataFrame:
     preds = [NONE_LABEL if p is None else p for p in pred]
     extra = sorted(
@@ -159,6 +165,8 @@ def _summary_row(cell: Cell, values: dict[str, float]) -> dict[str, Any]:
     }
     row.update({k: values.get(k, np.nan) for k in _EMAIL_COLUMNS})
     flags = [UNPARSED_CALL] if values.get(outcome_key(UNPARSED_CALL), 0.0) > 0 else []
+    if scored.fields and len(set(scored.units(cell.resample))) < 2:
+        flags.append(ONE_UNIT)
     row["flags"] = ",".join(flags)
     row["eval_task"] = frame["eval_task"].iloc[0]
     for k in POOL_KEYS:
