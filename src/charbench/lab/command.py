@@ -52,18 +52,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--out", required=True, help="the lab directory (resumed when it holds a lab.json)")
     add("--method", choices=["dpo", "sft"], default="dpo",
         help="dpo (default, OCT's distillation: DPO + 0.1 NLL) or sft (chosen replies only)")
-    add("--prompts", type=int, default=None, dest="n_distill",
+    add("--prompts", type=int, default=None, dest="n_distill", metavar="N",
         help="distillation prompts per persona (default 48)")
     add("--distill-prompts", default=str(DISTILL_PROMPTS),
         help="distillation prompt source (default: the lab's 128 prompts shipped with charbench)")
     add("--classifier-prompts", default=str(CLASSIFIER_PROMPTS),
         help="prompts of the classifier's training replies (default: the demo's file)")
-    add("--classifier-n", type=int, default=None, dest="n_classifier",
+    add("--classifier-n", type=int, default=None, dest="n_classifier", metavar="N",
         help="classifier prompts used (default 40)")
     add("--eval-prompts", default=EVAL_PROMPTS,
-        help="chat evaluation prompts (default builtin: charbench's 42 everyday prompts; None "
-        "is not offered: every source must be disjoint from the others)")
-    add("--eval-n", type=int, default=None, dest="n_eval", help="chat eval prompts (default 30)")
+        help="chat evaluation prompts (default builtin: the everyday prompts shipped with "
+        "charbench); the three prompt sources must not share a prompt")
+    add("--eval-n", type=int, default=None, dest="n_eval", metavar="N", help="chat eval prompts (default 30)")
     add("--max-tokens", type=int, default=None, help="new tokens per chat reply (default 48)")
     add("--tasks", type=_csv, default=None, help="evaluated tasks (default chat,agentic,draft)")
     add("--scenarios", type=_csv, default=None,
