@@ -143,7 +143,8 @@ def _check_tasks(settings: LabSettings) -> None:
 def _require_trl() -> None:
     import importlib.util
 
-    missing = [m for m in ("trl", "datasets", "psutil") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("trl", "datasets", "psutil", "sentence_transformers")
+               if importlib.util.find_spec(m) is None]
     if missing:
         raise ValueError(f"charbench lab needs {', '.join(missing)}: pip install "
                          "'charbench[lab]'")
