@@ -138,12 +138,13 @@ def test_bad_options_are_refused_before_any_model_loads(
     cases = [
         (dict(personas="pirate,sarcasm"), "unknown persona"),
         (dict(batch_size=6, micro_batch=4), "multiple of --micro-batch"),
-        (dict(prompts=0), "--prompts must be at least 1"),
+        (dict(prompts=5), "--prompts must be at least 8"),
         (dict(prompts=500), "--distill-prompts"),
         (dict(distill_prompts=overlapping, prompts=61), "share the prompt"),
         (dict(tasks="chat,chat-email"), "the lab evaluates chat, agentic and draft"),
         (dict(scenarios="no_such_scenario"), "no_such_scenario"),
         (dict(personas="sarcasm"), "at least 2 personas"),
+        (dict(classifier_n=6), "--classifier-n must be at least 12"),
     ]
     for over, message in cases:
         assert command.run(_args(tmp_path, **over)) == 2, over

