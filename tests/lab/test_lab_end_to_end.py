@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from inspect_ai.log import read_eval_log
 
 from charbench.cli import main
 from charbench.lab import steps as lab_steps
@@ -68,8 +69,6 @@ def test_lab_end_to_end_then_resume(tiny_chat_model: Path, tmp_path: Path,
     assert len(data["prompt_ids"]) == 10
     assert data["prompt_ids"][0].startswith("distill_prompts.jsonl#")
     # distillation, classifier and evaluation prompts are disjoint, as the model saw them
-    from inspect_ai.log import read_eval_log
-
     def chat_inputs(root: Path) -> set[str]:
         texts = set()
         for path in root.rglob("*.eval"):
@@ -88,7 +87,20 @@ def test_lab_end_to_end_then_resume(tiny_chat_model: Path, tmp_path: Path,
     # the pairs are written in TRL's conventional formats
     row = json.loads((out / "data" / "pirate.dpo.jsonl").read_text().splitlines()[0])
     assert row["prompt"][0]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
-    assert row["chosen"] != row["rejected"] or row["chosen"][0]["content"] == ""
+    rows = {p: [json.loads(line) for line in (out / "data" / f"{p}.dpo.jsonl").read_text()
+                .splitlines()] for p in ("pirate", "poet")}
+    # rejected is the plain base's reply: one generation per prompt, the same for every persona
+    assert ({r["prompt_id"]: r["rejected"] for r in rows["pirate"]}
+            == {r["prompt_id"]: r["rejected"] for r in rows["poet"]})
+    # chosen is the prompted condition's reply to that prompt, for that persona
+    prompted = {}
+    for path in (out / "data" / "logs").rglob("*.eval"):
+        log = read_eval_log(str(path))
+        if (log.eval.metadata or {})["charbench"]["condition"] == "prompted":
+            prompted = {(s.metadata["persona"], s.metadata["prompt_id"]):
+                        s.output.completion.strip() for s in log.samples or []}
+    assert prompted and all(r["chosen"][0]["content"] == prompted[(p, r["prompt_id"])]
+                            for p in rows for r in rows[p])
     sft = json.loads((out / "data" / "pirate.sft.jsonl").read_text().splitlines()[0])
     assert [m["role"] for m in sft["messages"]] == ["user", "assistant"]
 
