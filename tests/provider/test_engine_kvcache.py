@@ -55,8 +55,10 @@ def test_reuse_on_equals_reuse_off_token_for_token(base: SharedBase,
     assert _outputs(on) == _outputs(off)
     assert [[r.input_tokens for r in c] for c in on] == [[r.input_tokens for r in c] for c in off]
     # later turns start from the previous turn's tensors
+    # rows 0 and 3 (adapter a) arrive together: their shared system prompt is computed once
+    assert on[0][0].cached_tokens == on[3][0].cached_tokens >= len(SYSTEM) // 2
+    assert on[1][0].cached_tokens == on[2][0].cached_tokens == 0
     for conv in on:
-        assert conv[0].cached_tokens == 0 or conv is on[3]  # row 3 shares row 0's prefix
         assert all(r.cached_tokens > r.input_tokens // 2 for r in conv[1:])
     assert cache.stats.computed < cache.stats.submitted / 2
     assert all(r.cached_tokens == 0 for c in off for r in c)
@@ -113,3 +115,49 @@ def test_sliding_window_models_do_not_reuse(gemma_dir: Path, llama_dir: Path) ->
     assert kvcache.supports_reuse(AutoConfig.from_pretrained(llama_dir))
     assert not kvcache.supports_reuse(AutoConfig.from_pretrained(gemma_dir))
     assert get_shared_base(str(gemma_dir), device="cpu").prefix_cache is None
+
+
+def test_shared_prefixes_picks_each_long_shared_prefix_once() -> None:
+    n = kvcache.MIN_SHARED_TOKENS
+    system = list(range(100, 100 + 2 * n))
+    rows = [[*system, 1, 2], [*system, 1, 3], [*system, 7], [*system, 8], [*system, 9]]
+    adapters = ["a", "a", "a", "b", "b"]
+    fresh = [True] * 5
+    picked = kvcache.shared_prefixes(rows, adapters, [0] * 5, fresh)
+    # rows 0 and 1 share system + [1]: computing it covers row 2's shorter share too
+    assert picked == [("a", [*system, 1]), ("b", system)]
+    # an adapter's prefix is never shared with another adapter's rows
+    assert kvcache.shared_prefixes(rows[2:4], adapters[2:4], [0, 0], [True, True]) == []
+    # rows resumed between chunks, or whose cached part already covers the share, are left
+    assert kvcache.shared_prefixes(rows, adapters, [0] * 5, [True, False, True, False, False]) \
+        == [("a", system)]
+    assert kvcache.shared_prefixes(rows, adapters, [len(system) - n + 2] * 5, fresh) == []
+    # identical prompts share all but their last token
+    assert kvcache.shared_prefixes([system, system], ["a", "a"], [0, 0], [True, True]) == [
+        ("a", system[:-1])]
+
+
+def test_rows_arriving_together_compute_their_shared_prefix_once(
+        base: SharedBase, llama_adapters: dict[str, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a = base.ensure_adapter(str(llama_adapters["a"])).name
+    b = base.ensure_adapter(str(llama_adapters["b"])).name
+    system = SYSTEM * 6
+    prompts = [system + o for o in OPENERS]
+    adapters = [a, a, a, b]
+    ids = [base.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = next(k for k in range(len(ids[0])) if ids[0][k] != ids[1][k])
+    assert shared >= kvcache.MIN_SHARED_TOKENS + 10
+    cache = base.prefix_cache
+    assert cache is not None
+    on = base.generate_batch(prompts, adapters, GREEDY)
+    assert all(isinstance(r, GenResult) for r in on)
+    # adapter a's shared prefix once, then only each row's own suffix; b's row alone
+    suffixes = sum(len(r) - shared for r in ids[:3])
+    assert cache.stats.computed == shared + suffixes + len(ids[3])
+    assert cache.stats.submitted == sum(len(r) for r in ids)
+    assert [r.cached_tokens for r in on if isinstance(r, GenResult)] == [shared] * 3 + [0]
+    monkeypatch.setattr(base, "prefix_cache", None)
+    off = base.generate_batch(prompts, adapters, GREEDY)
+    assert [(r.raw_text, r.output_tokens) for r in on if isinstance(r, GenResult)] == [
+        (r.raw_text, r.output_tokens) for r in off if isinstance(r, GenResult)]

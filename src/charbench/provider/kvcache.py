@@ -19,6 +19,13 @@ tensors (computed at those same positions) are valid as they are. Greedy outputs
 recomputation token for token (a test checks it); only floating-point summation order
 can differ, as with any change of padding.
 
+Sharing within a batch (:func:`shared_prefixes`). Requests that arrive together find
+nothing cached yet: the first turns of every rollout of an agentic eval carry the same
+system prompt and tool block. Before such a batch runs, each long prefix (at least
+``MIN_SHARED_TOKENS``) that two or more of its new rows of one adapter share beyond their
+cached part is computed once, on its own, and stored like any entry; the rows then start
+from it and compute only their own suffixes.
+
 Bounds. Entries are evicted least-recently-used beyond ``max_bytes`` (``-M kv_cache_mb``);
 an entry superseded by a newer one is dropped at once (its ids are a prefix of the newer
 entry's, or the newer row continued its conversation: see :meth:`PrefixCache.store`), so
@@ -31,6 +38,7 @@ adapter never reuses another's tensors.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -39,10 +47,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["KVStats", "Layout", "PrefixCache", "build_layout", "supports_reuse"]
+__all__ = ["KVStats", "Layout", "PrefixCache", "build_layout", "shared_prefixes",
+           "supports_reuse"]
 
 MIN_REUSE_TOKENS = 1
 """A hit must reuse at least this many tokens."""
+
+MIN_SHARED_TOKENS = 64
+"""A prefix shared within a batch is computed once on its own only if that saves at least
+this many tokens per row: below it, the extra forward pass costs more than it saves."""
 
 
 def supports_reuse(model_config: Any) -> bool:
@@ -256,3 +269,43 @@ def row_tensors(cache: Any, row: int, columns: Any) -> tuple[list[Any], list[Any
     keys = [layer.keys[row].index_select(1, columns).clone() for layer in cache.layers]
     values = [layer.values[row].index_select(1, columns).clone() for layer in cache.layers]
     return keys, values
+
+
+def _common(a: NDArray[np.int64], b: NDArray[np.int64]) -> int:
+    n = min(len(a), len(b))
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if diff.size else n
+
+
+def shared_prefixes(rows: list[list[int]], adapters: list[str], cached: list[int],
+                    fresh: list[bool]) -> list[tuple[str, list[int]]]:
+    """Prefixes worth computing once before a batch runs, longest first.
+
+    For each fresh row (a new prompt, not a row resumed between chunks) the longest prefix
+    it shares with another fresh row of the same adapter, capped one token short of the
+    row (its last token must be computed in the batch: its logits start decoding). A
+    prefix is returned when it exceeds the row's cached part (``cached``) by at least
+    :data:`MIN_SHARED_TOKENS`; duplicates and prefixes of a longer returned prefix are
+    left out (computing the longer one covers them).
+
+    Returns:
+        ``(adapter, token ids)`` pairs; empty when no two rows share enough.
+    """
+    best: dict[int, int] = {}
+    for adapter in set(adapters):
+        js = [j for j, a in enumerate(adapters) if a == adapter and fresh[j]]
+        arrs = {j: np.asarray(rows[j], dtype=np.int64) for j in js}
+        # sorted lexicographically, a row's longest common prefix is with a neighbour
+        order = sorted(js, key=lambda j: rows[j])
+        for a, b in itertools.pairwise(order):
+            n = _common(arrs[a], arrs[b])
+            best[a], best[b] = max(best.get(a, 0), n), max(best.get(b, 0), n)
+    picked: list[tuple[str, list[int]]] = []
+    for j in sorted(best, key=lambda j: -min(best[j], len(rows[j]) - 1)):
+        n = min(best[j], len(rows[j]) - 1)
+        if n - cached[j] < MIN_SHARED_TOKENS:
+            continue
+        prefix = rows[j][:n]
+        if not any(a == adapters[j] and p[:n] == prefix for a, p in picked):
+            picked.append((adapters[j], prefix))
+    return picked

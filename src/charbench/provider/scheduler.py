@@ -368,6 +368,7 @@ class BatchScheduler:
         if self.prefix_cache is None:
             hits = [kvcache.Hit(0) for _ in enc.ids]
         else:
+            self._share_prefixes(enc.ids, adapters, prompt_lens)
             hits = [self.prefix_cache.lookup(a, ids) for a, ids in zip(adapters, enc.ids,
                                                                        strict=True)]
             for ids, hit, n_prompt in zip(enc.ids, hits, prompt_lens, strict=True):
@@ -377,6 +378,35 @@ class BatchScheduler:
                     self.prefix_cache.record(0, max(0, len(ids) - hit.length - 1), False)
         return kvcache.build_layout(enc.ids, hits, self.pad_id, self.model.config,
                                     self.device)
+
+    def _share_prefixes(self, rows: list[list[int]], adapters: list[str],
+                        prompt_lens: list[int]) -> None:
+        """Compute once, and cache, the long prefixes that new rows of this batch share.
+
+        See :func:`charbench.provider.kvcache.shared_prefixes`. Each prefix runs as a
+        one-row ``generate`` of one token (its logits are discarded) on its adapter,
+        starting from whatever the cache already holds of it; its tensors are stored like
+        any row's, so the batch's rows then find them. Call with ``self.lock``.
+        """
+        cache = self.prefix_cache
+        assert cache is not None
+        fresh = [len(ids) == n for ids, n in zip(rows, prompt_lens, strict=True)]
+        if sum(fresh) < 2:
+            return
+        cached = [cache.lookup(a, ids).length for a, ids in zip(adapters, rows, strict=True)]
+        kwargs = batchgen.generate_kwargs(GenSettings(max_new_tokens=1, do_sample=False), None,
+                                          self.device, self.pad_id, self.eos_ids,
+                                          self.tokenizer)
+        for adapter, prefix in kvcache.shared_prefixes(rows, adapters, cached, fresh):
+            hit = cache.lookup(adapter, prefix)
+            if len(prefix) - hit.length < kvcache.MIN_SHARED_TOKENS:
+                continue  # an earlier prefix of this batch already covers it
+            layout = kvcache.build_layout([prefix], [hit], self.pad_id, self.model.config,
+                                          self.device)
+            gen = self._run_generate(layout, [adapter], kwargs)
+            keys, values = kvcache.row_tensors(gen.cache, 0, layout.columns[0].to(self.device))
+            cache.record(0, len(prefix) - hit.length, False)
+            cache.store(adapter, prefix, len(prefix), keys, values, parent=hit)
 
     def _keep_kv(self, cache: Any, layout: kvcache.Layout, enc: batchgen.Encoded,
                  adapters: list[str], generated: list[list[int]]) -> None:
