@@ -6,6 +6,16 @@ worker thread drains *everything* queued at that moment into its pending list an
 the pending list to the ``handler``. There is no waiting period: a lone item is served at
 once, and whatever arrives while the handler runs is served in the next round.
 
+**Regrouping** (``regroup_s``, default 0: off). Callers that were answered together often
+come back together (the next turn of agent rollouts that share a batch), but not in the
+same instant: each first runs its tool and renders its next prompt, one after another on
+the event loop. Served the moment the first of them is back, they split into two batches
+that stay out of step for the rest of the eval (measured: 20 rollouts ran as batches of 11
+and 9 from the second turn on, the second waiting for the first). With ``regroup_s`` set,
+a round that has fewer entries than the previous round waits until it has as many, or
+until ``regroup_s`` has passed since the previous round ended, whichever comes first. A
+lone caller never waits (it is as many as before), nor does a round that is full.
+
 The contract with the handler (``handler(pending) -> leftovers``):
 
 - ``pending`` holds :class:`Pending` entries, oldest first; each entry's future is already
@@ -34,6 +44,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -83,11 +94,17 @@ class MicroBatcher(Generic[ItemT, ResultT]):
     Args:
         handler: serves a round of pending entries and returns the ones it left for later.
         name: the worker thread's name (shown in stack dumps).
+        regroup_s: the longest a round waits for the callers of the previous round to
+            come back (see the module docstring; default 0, no waiting).
     """
 
-    def __init__(self, handler: Handler[ItemT, ResultT], name: str) -> None:
+    def __init__(self, handler: Handler[ItemT, ResultT], name: str,
+                 regroup_s: float = 0.0) -> None:
         self._handler = handler
         self.name = name
+        self.regroup_s = max(0.0, float(regroup_s))
+        self._last_round = 0
+        self._round_end = 0.0
         self._queue: queue.SimpleQueue[list[Pending[ItemT, ResultT]] | object] = (
             queue.SimpleQueue()
         )
@@ -174,11 +191,12 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 for e in got:
                     e.fail(BatcherClosed(f"{self.name}: closed before this item was served"))
 
-    def _drain(self, pending: list[Pending[ItemT, ResultT]], block: bool) -> bool:
+    def _drain(self, pending: list[Pending[ItemT, ResultT]], block: bool,
+               timeout: float | None = None) -> bool:
         """Move queued entries into ``pending``; False once the close marker is seen."""
         while True:
             try:
-                got = self._queue.get() if block else self._queue.get_nowait()
+                got = self._queue.get(timeout=timeout) if block else self._queue.get_nowait()
             except queue.Empty:
                 return True
             block = False
@@ -186,25 +204,42 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 return False
             pending.extend(e for e in got if e.future.set_running_or_notify_cancel())
 
+    def _regroup(self, pending: list[Pending[ItemT, ResultT]]) -> bool:
+        """Wait (see the module docstring) until ``pending`` is as large as the previous
+        round or ``regroup_s`` has passed since it ended; False if closed meanwhile."""
+        deadline = self._round_end + self.regroup_s
+        while len(pending) < self._last_round:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            if not self._drain(pending, block=True, timeout=left):
+                return False
+        return True
+
     def _serve(self) -> None:
         pending: list[Pending[ItemT, ResultT]] = []
         running = True
         while running:
             running = self._drain(pending, block=not pending)
+            if running and pending and self.regroup_s:
+                running = self._regroup(pending)
             if not pending:
                 continue
             self.rounds.append(len(pending))
+            self._last_round = len(pending)
             given, pending = pending, []
             try:
                 left = list(self._handler(given))
             except BaseException as err:  # deliver the failure to every unserved caller
                 for e in given:
                     e.fail(err)
+                self._round_end = time.monotonic()
                 continue
             kept = {id(e) for e in left}
             for e in given:
                 if id(e) not in kept and not e.done:
                     e.fail(RuntimeError(f"{self.name}: handler neither served nor kept an item"))
             pending = [e for e in left if not e.done]
+            self._round_end = time.monotonic()
         for e in pending:
             e.fail(BatcherClosed(f"{self.name}: closed before this item was served"))

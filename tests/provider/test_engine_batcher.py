@@ -160,3 +160,42 @@ def test_cancelled_items_are_dropped_before_the_handler() -> None:
     assert kept.result(5) == 4
     assert seen == [[0], [2]]
     b.close()
+
+
+def _round_of_four(b: MicroBatcher[int, int], gate: threading.Event,
+                   started: threading.Event) -> None:
+    """Serve a lone first item, then 4 items queued meanwhile as one round."""
+    first = b.submit(0)
+    assert started.wait(5)
+    four = [b.submit(i) for i in range(1, 5)]
+    gate.set()
+    assert first.result(5) == 0 and [f.result(5) for f in four] == [2, 4, 6, 8]
+
+
+def _come_back(b: MicroBatcher[int, int], items: list[int]) -> list[int]:
+    """Submit ``items`` one by one, 30 ms apart (callers returning from their tools)."""
+    futures = []
+    for i in items:
+        futures.append(b.submit(i))
+        threading.Event().wait(0.03)
+    return [f.result(10) for f in futures]
+
+
+def test_callers_of_one_round_that_come_back_apart_are_regrouped() -> None:
+    gate, started = threading.Event(), threading.Event()
+
+    def handler(pending: Entries) -> Sequence[Pending[int, int]]:
+        started.set()
+        gate.wait(5)
+        return _double(pending)
+
+    b: MicroBatcher[int, int] = MicroBatcher(handler, "t", regroup_s=10.0)
+    _round_of_four(b, gate, started)
+    assert _come_back(b, [5, 6, 7, 8]) == [10, 12, 14, 16]
+    assert b.rounds == [1, 4, 4]  # one round, not a round of the first one back
+    # fewer come back than before: the round waits at most regroup_s, then serves them
+    b.regroup_s = 0.2
+    assert _come_back(b, [9, 10]) == [18, 20]
+    assert b.rounds == [1, 4, 4, 2]
+    b.close()
+

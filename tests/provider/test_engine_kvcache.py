@@ -161,3 +161,23 @@ def test_rows_arriving_together_compute_their_shared_prefix_once(
     off = base.generate_batch(prompts, adapters, GREEDY)
     assert [(r.raw_text, r.output_tokens) for r in on if isinstance(r, GenResult)] == [
         (r.raw_text, r.output_tokens) for r in off if isinstance(r, GenResult)]
+
+
+def test_reserved_layer_matches_concatenation_and_grows() -> None:
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    torch.manual_seed(0)
+    steps = [torch.randn(2, 3, n, 4) for n in (5, 1, 1, 3, 1)]
+    reserved, plain = kvcache.ReservedLayer(capacity=7), DynamicLayer()
+    for k in steps:
+        got, want = reserved.update(k, -k), plain.update(k, -k)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert reserved.get_seq_length() == plain.get_seq_length()
+    assert reserved.get_seq_length() == 11  # past the capacity of 7: the room doubled
+    # transformers replacing the tensors (crop, batch selection) is adopted, not lost
+    reserved.crop(-2)
+    plain.crop(-2)
+    k = torch.randn(2, 3, 1, 4)
+    got, want = reserved.update(k, k), plain.update(k, k)
+    assert torch.equal(got[0], want[0]) and reserved.get_seq_length() == 10

@@ -18,6 +18,10 @@ a batch's rows would need more than half the prefix-cache budget (``-M kv_cache_
 would evict one another between chunks, so such a batch decodes to the end in one go. Why
 not transformers' continuous-batching manager: see :mod:`charbench.provider.engine`.
 
+**Regrouping.** Callers answered in one batch come back one by one (each runs its tool and
+renders its next prompt first); a round smaller than the previous one waits up to
+:data:`REGROUP_S` for them, so rollouts that shared a batch keep sharing one.
+
 **Failures stay with their row.** Rows are encoded one by one (a prompt the tokenizer
 rejects fails alone); if a batched ``generate`` raises, each row is rerun on its own so
 only the failing row's caller gets the error.
@@ -53,6 +57,12 @@ BASE_ADAPTER = "__base__"
 
 DEFAULT_DECODE_CHUNK = 64
 """Tokens a batch decodes before unfinished rows rejoin the queue (with prefix reuse on)."""
+
+REGROUP_S = 0.25
+"""How long a round waits for the callers answered by the previous round to come back (the
+next turns of agent rollouts that shared a batch), so they stay one batch instead of
+splitting (see :class:`charbench._batcher.MicroBatcher`). Only a round smaller than the
+previous one waits, and only until it is as large again."""
 
 BATCH_LENGTH_RATIO = 2.0
 """Longest/shortest prompt (in characters) allowed in one batch, relative to its oldest
@@ -125,7 +135,7 @@ class BatchScheduler:
 
     def _init_scheduler(self, decode_chunk: int) -> None:
         self._intake: MicroBatcher[_Request, GenResult] = MicroBatcher(
-            self._serve_round, f"hf-lora-worker:{self.name}")
+            self._serve_round, f"hf-lora-worker:{self.name}", regroup_s=REGROUP_S)
         self._seeds = SeedBook()
         self.decode_chunk = max(0, int(decode_chunk))
         self.batches_run = 0
@@ -353,7 +363,7 @@ class BatchScheduler:
         kwargs = batchgen.generate_kwargs(settings, generators, self.device, self.pad_id,
                                           self.eos_ids, self.tokenizer)
         with self.lock, torch.inference_mode():
-            layout = self._layout(enc, adapters, prompt_lens)
+            layout = self._layout(enc, adapters, prompt_lens, settings.max_new_tokens)
             gen = self._run_generate(layout, adapters, kwargs)
             sequences = gen.sequences if self.prefix_cache is not None else gen
             width = layout.input_ids.shape[1]
@@ -363,21 +373,26 @@ class BatchScheduler:
         return new, layout
 
     def _layout(self, enc: batchgen.Encoded, adapters: list[str],
-                prompt_lens: list[int]) -> kvcache.Layout:
-        """Batch tensors, starting each row from its longest cached prefix (if reuse is on)."""
+                prompt_lens: list[int], reserve: int) -> kvcache.Layout:
+        """Batch tensors, starting each row from its longest cached prefix (if reuse is on).
+
+        With reuse on, the cache has room reserved for ``reserve`` new tokens per row
+        (:class:`~charbench.provider.kvcache.ReservedLayer`: no copy of the cache per step).
+        """
         if self.prefix_cache is None:
             hits = [kvcache.Hit(0) for _ in enc.ids]
-        else:
-            self._share_prefixes(enc.ids, adapters, prompt_lens)
-            hits = [self.prefix_cache.lookup(a, ids) for a, ids in zip(adapters, enc.ids,
-                                                                       strict=True)]
-            for ids, hit, n_prompt in zip(enc.ids, hits, prompt_lens, strict=True):
-                if len(ids) == n_prompt:  # a fresh prompt
-                    self.prefix_cache.record(len(ids), len(ids) - hit.length, hit.length > 0)
-                else:  # a resumed row: only its last generated token is new work
-                    self.prefix_cache.record(0, max(0, len(ids) - hit.length - 1), False)
+            return kvcache.build_layout(enc.ids, hits, self.pad_id, self.model.config,
+                                        self.device)
+        self._share_prefixes(enc.ids, adapters, prompt_lens)
+        hits = [self.prefix_cache.lookup(a, ids) for a, ids in zip(adapters, enc.ids,
+                                                                   strict=True)]
+        for ids, hit, n_prompt in zip(enc.ids, hits, prompt_lens, strict=True):
+            if len(ids) == n_prompt:  # a fresh prompt
+                self.prefix_cache.record(len(ids), len(ids) - hit.length, hit.length > 0)
+            else:  # a resumed row: only its last generated token is new work
+                self.prefix_cache.record(0, max(0, len(ids) - hit.length - 1), False)
         return kvcache.build_layout(enc.ids, hits, self.pad_id, self.model.config,
-                                    self.device)
+                                    self.device, reserve=reserve)
 
     def _share_prefixes(self, rows: list[list[int]], adapters: list[str],
                         prompt_lens: list[int]) -> None:
@@ -402,7 +417,7 @@ class BatchScheduler:
             if len(prefix) - hit.length < kvcache.MIN_SHARED_TOKENS:
                 continue  # an earlier prefix of this batch already covers it
             layout = kvcache.build_layout([prefix], [hit], self.pad_id, self.model.config,
-                                          self.device)
+                                          self.device, reserve=1)
             gen = self._run_generate(layout, [adapter], kwargs)
             keys, values = kvcache.row_tensors(gen.cache, 0, layout.columns[0].to(self.device))
             cache.record(0, len(prefix) - hit.length, False)
