@@ -14,7 +14,9 @@ in its own fresh process so peak RSS is its own. Workloads (side by side in one 
    ``{persona}`` template (hf-lora only: Inspect's ``hf`` has no adapter routing); hf-lora
    is also run with ``-M kv_cache_mb=0`` (no prefix reuse: the engine before reuse).
 
-Printed per run: wall seconds of the eval (model already loaded), generated tokens (counted
+Printed per run: wall seconds of the eval (model already loaded), the seconds from the
+first model call's start to the last one's end ("model s": the eval without Inspect's
+start-up and log writing; the plain loop has neither), generated tokens (counted
 by re-tokenizing each completion, so every contender is counted the same way; the ``hf``
 provider reports padded lengths), tok/s, model calls, seconds per call, prompt tokens
 submitted and computed (hf-lora's prefix cache; every other contender computes all of them,
@@ -96,10 +98,13 @@ def run_inspect(spec: dict[str, Any]) -> dict[str, Any]:
                          max_tokens=spec["max_tokens"])
     wall = time.perf_counter() - start
     tok = AutoTokenizer.from_pretrained(spec["base"])
-    completions = [e.output.completion for s in (log.samples or []) for e in s.events
-                   if e.event == "model" and e.output is not None]
+    events = [e for s in (log.samples or []) for e in s.events
+              if e.event == "model" and e.output is not None]
+    completions = [e.output.completion for e in events]
+    ends = [e.completed for e in events if e.completed is not None]
+    span = (max(ends) - min(e.timestamp for e in events)).total_seconds() if ends else None
     result: dict[str, Any] = {
-        "status": log.status, "wall": wall, "calls": len(completions),
+        "status": log.status, "wall": wall, "calls": len(completions), "model_span": span,
         "gen_tokens": _count(tok, completions),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "error": str(log.error.message)[:300] if log.error else None,
@@ -216,15 +221,17 @@ def contenders(workload: str, base: Path, adapters: dict[str, Path], log_dir: Pa
 def report(workload: str, results: dict[str, dict[str, Any]]) -> None:
     """Print one workload's table and its target."""
     print(f"\n== {workload} (target: {TARGETS[workload]})")
-    print(f"{'contender':34} {'wall s':>7} {'calls':>5} {'gen tok':>7} {'tok/s':>6} "
-          f"{'s/call':>6} {'prompt sub':>10} {'computed':>9} {'RSS MB':>7}")
+    print(f"{'contender':34} {'wall s':>7} {'model s':>7} {'calls':>5} {'gen tok':>7} "
+          f"{'tok/s':>6} {'s/call':>6} {'prompt sub':>10} {'computed':>9} {'RSS MB':>7}")
     for label, r in results.items():
         if r.get("status") != "success":
             print(f"{label:34} {r.get('status')}: {str(r.get('error'))[:200]}")
             continue
         rate = r["gen_tokens"] / r["wall"]
         r["tok_s"], r["s_call"] = rate, r["wall"] / max(r["calls"], 1)
-        print(f"{label:34} {r['wall']:7.1f} {r['calls']:5d} {r['gen_tokens']:7d} "
+        span = r.get("model_span")
+        span_s = f"{span:7.1f}" if span is not None else f"{'-':>7}"
+        print(f"{label:34} {r['wall']:7.1f} {span_s} {r['calls']:5d} {r['gen_tokens']:7d} "
               f"{rate:6.1f} {r['s_call']:6.2f} {r.get('submitted', '-'):>10} "
               f"{r.get('computed', '-'):>9} {r['peak_rss_mb']:7.0f}")
     ok = {k: v for k, v in results.items() if "tok_s" in v}
