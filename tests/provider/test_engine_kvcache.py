@@ -170,10 +170,14 @@ def test_reserved_layer_matches_concatenation_and_grows() -> None:
     torch.manual_seed(0)
     steps = [torch.randn(2, 3, n, 4) for n in (5, 1, 1, 3, 1)]
     reserved, plain = kvcache.ReservedLayer(capacity=7), DynamicLayer()
+    storage = []
     for k in steps:
         got, want = reserved.update(k, -k), plain.update(k, -k)
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
         assert reserved.get_seq_length() == plain.get_seq_length()
+        storage.append(got[0].data_ptr())
+    # within the reserved room every step writes in place (no copy of the cache per step)
+    assert storage[0] == storage[1] == storage[2] and storage[3] != storage[2]
     assert reserved.get_seq_length() == 11  # past the capacity of 7: the room doubled
     # transformers replacing the tensors (crop, batch selection) is adopted, not lost
     reserved.crop(-2)

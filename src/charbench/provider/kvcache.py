@@ -244,10 +244,9 @@ def build_layout(rows: list[list[int]], hits: list[Hit], pad_id: int, model_conf
         mask[j, width - len(new):] = 1
         columns.append(torch.nonzero(mask[j]).flatten())
     cache = None
-    if reserve is not None:
-        cache = _reserved_cache(hits, width_cached, width + reserve, model_config, device)
-    elif width_cached:
-        cache = _reserved_cache(hits, width_cached, width_cached, model_config, device)
+    if reserve is not None or width_cached:
+        cache = _reserved_cache(hits, width_cached, width + (reserve or 0), model_config,
+                                device)
     return Layout(ids.to(device), mask.to(device), cache, cached, columns, hits)
 
 

@@ -383,9 +383,11 @@ class BatchScheduler:
             hits = [kvcache.Hit(0) for _ in enc.ids]
             return kvcache.build_layout(enc.ids, hits, self.pad_id, self.model.config,
                                         self.device)
-        self._share_prefixes(enc.ids, adapters, prompt_lens)
         hits = [self.prefix_cache.lookup(a, ids) for a, ids in zip(adapters, enc.ids,
                                                                    strict=True)]
+        if self._share_prefixes(enc.ids, adapters, prompt_lens, [h.length for h in hits]):
+            hits = [self.prefix_cache.lookup(a, ids) for a, ids in zip(adapters, enc.ids,
+                                                                       strict=True)]
         for ids, hit, n_prompt in zip(enc.ids, hits, prompt_lens, strict=True):
             if len(ids) == n_prompt:  # a fresh prompt
                 self.prefix_cache.record(len(ids), len(ids) - hit.length, hit.length > 0)
@@ -395,20 +397,26 @@ class BatchScheduler:
                                     self.device, reserve=reserve)
 
     def _share_prefixes(self, rows: list[list[int]], adapters: list[str],
-                        prompt_lens: list[int]) -> None:
+                        prompt_lens: list[int], cached: list[int]) -> bool:
         """Compute once, and cache, the long prefixes that new rows of this batch share.
 
         See :func:`charbench.provider.kvcache.shared_prefixes`. Each prefix runs as a
         one-row ``generate`` of one token (its logits are discarded) on its adapter,
         starting from whatever the cache already holds of it; its tensors are stored like
         any row's, so the batch's rows then find them. Call with ``self.lock``.
+
+        Args:
+            cached: each row's cached prefix length before this call.
+
+        Returns:
+            Whether any prefix was computed (the rows' cache hits must be looked up again).
         """
         cache = self.prefix_cache
         assert cache is not None
         fresh = [len(ids) == n for ids, n in zip(rows, prompt_lens, strict=True)]
         if sum(fresh) < 2:
-            return
-        cached = [cache.lookup(a, ids).length for a, ids in zip(adapters, rows, strict=True)]
+            return False
+        computed = False
         kwargs = batchgen.generate_kwargs(GenSettings(max_new_tokens=1, do_sample=False), None,
                                           self.device, self.pad_id, self.eos_ids,
                                           self.tokenizer)
@@ -422,6 +430,8 @@ class BatchScheduler:
             keys, values = kvcache.row_tensors(gen.cache, 0, layout.columns[0].to(self.device))
             cache.record(0, len(prefix) - hit.length, False)
             cache.store(adapter, prefix, len(prefix), keys, values, parent=hit)
+            computed = True
+        return computed
 
     def _keep_kv(self, cache: Any, layout: kvcache.Layout, enc: batchgen.Encoded,
                  adapters: list[str], generated: list[list[int]]) -> None:
